@@ -1,0 +1,177 @@
+"""Advisor Studio: compliant short-video content and referral attribution for a brokerage."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, has_request_context, request, session
+from flask_login import current_user
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _instance_secret(app: Flask, filename: str) -> str:
+    """Read a secret generated once into the instance folder, creating it on first use."""
+    path = Path(app.instance_path) / filename
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def _fill_instance_defaults(app: Flask) -> None:
+    cfg = app.config
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if not cfg.get("SECRET_KEY"):
+        cfg["SECRET_KEY"] = _instance_secret(app, "secret_key")
+    if not cfg.get("CONVERSION_WEBHOOK_SECRET"):
+        cfg["CONVERSION_WEBHOOK_SECRET"] = _instance_secret(app, "conversion_webhook_secret")
+    if not cfg.get("SQLALCHEMY_DATABASE_URI"):
+        cfg["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{Path(app.instance_path) / 'advisor_studio.db'}"
+    if not cfg.get("CELERY_BROKER_URL"):
+        cfg["CELERY_BROKER_URL"] = "filesystem://"
+    if not cfg.get("CELERY_RESULT_BACKEND"):
+        from advisor_studio.celery_app import result_backend_url
+
+        cfg["CELERY_RESULT_BACKEND"] = result_backend_url(cfg["SQLALCHEMY_DATABASE_URI"])
+    if not cfg.get("MEDIA_ROOT"):
+        cfg["MEDIA_ROOT"] = str(PROJECT_ROOT / "media")
+    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # WAL lets readers proceed while one writer commits; wait instead of failing on a lock.
+        options = dict(cfg.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options.setdefault("connect_args", {"timeout": 30})
+        cfg["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def _sqlite_pragmas(app: Flask) -> None:
+    from sqlalchemy import event
+
+    from advisor_studio.extensions import db
+
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        return
+
+    with app.app_context():
+        engine = db.engine
+
+    @event.listens_for(engine, "connect")
+    def set_pragmas(dbapi_conn, _record):
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+
+def _security_headers(app: Flask) -> None:
+    csp = (
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
+        "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
+
+    @app.after_request
+    def add_headers(response):
+        response.headers.setdefault("Content-Security-Policy", csp)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        if app.config.get("SESSION_COOKIE_SECURE"):
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        return response
+
+
+def _select_locale() -> str:
+    from flask import current_app
+
+    languages = current_app.config["LANGUAGES"]
+    if not has_request_context():  # CLI and tasks speak the default locale
+        return current_app.config["BABEL_DEFAULT_LOCALE"]
+    lang = request.args.get("lang")
+    if lang in languages:
+        return lang
+    lang = session.get("lang")
+    if lang in languages:
+        return lang
+    return current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def create_app(config=None) -> Flask:
+    """Build the application: config, extensions, blueprints, error handlers and CLI."""
+    from config import config_from_env
+
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("INSTANCE_PATH") or str(PROJECT_ROOT / "instance"),
+        template_folder=str(PROJECT_ROOT / "templates"),
+    )
+    cfg = config if config is not None else config_from_env()
+    if isinstance(cfg, dict):
+        app.config.from_object(config_from_env())
+        app.config.update(cfg)
+    else:
+        app.config.from_object(cfg)
+    _fill_instance_defaults(app)
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(Path(__file__).parent / "translations"))
+
+    from advisor_studio import access, errors, storage
+    from advisor_studio.celery_app import celery_init_app
+    from advisor_studio.extensions import babel, bootstrap, csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    _sqlite_pragmas(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), compare_type=True)
+    login_manager.init_app(app)
+    login_manager.login_view = "accounts.login"
+    login_manager.login_message_category = "warning"
+    from flask_babel import lazy_gettext as _l
+
+    login_manager.login_message = _l("Please sign in to continue.")
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=_select_locale)
+    bootstrap.init_app(app)
+    app.config["RATELIMIT_STORAGE_URI"] = app.config.get("RATELIMIT_STORAGE_URI", "memory://")
+    limiter.init_app(app)
+    storage.init_app(app)
+    celery_init_app(app)
+    errors.init_app(app)
+    access.init_app(app)
+    _security_headers(app)
+
+    from advisor_studio.accounts.routes import bp as accounts_bp
+    from advisor_studio.core.routes import bp as core_bp
+
+    app.register_blueprint(core_bp)
+    app.register_blueprint(accounts_bp)
+
+    _import_models()
+    from advisor_studio import cli
+
+    cli.init_app(app)
+
+    @app.context_processor
+    def inject_globals():
+        from flask_babel import get_locale
+
+        from advisor_studio.accounts.forms import ROLE_LABELS
+
+        return {"current_locale": str(get_locale()), "languages": app.config["LANGUAGES"],
+                "nav": _navigation(current_user), "role_labels": ROLE_LABELS}
+
+    return app
+
+
+def _import_models() -> None:
+    """Import every feature's models so metadata (and Alembic autogenerate) sees all tables."""
+    from advisor_studio import audit  # noqa: F401
+    from advisor_studio.accounts import models  # noqa: F401
+
+
+def _navigation(user) -> list[dict]:
+    """The menu of product.md for the roles the user holds."""
+    from advisor_studio.navigation import menu_for
+
+    return menu_for(user)

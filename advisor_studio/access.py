@@ -1,0 +1,106 @@
+"""Declared access rules for every endpoint.
+
+Each view is wrapped by exactly one of the decorators below, which both enforces the
+rule and records it on the view. ``create_app`` refuses to serve any endpoint that has
+no declared rule (fail closed), and a test walks ``app.url_map`` to keep it that way.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+from flask import Flask, abort, current_app, redirect, request, url_for
+from flask_login import current_user
+
+from advisor_studio.errors import wants_json
+
+ROLES = ("advisor", "compliance", "mcn", "admin")
+
+# Endpoints served by Flask or extensions themselves: static files only.
+BUILTIN_PUBLIC_ENDPOINTS = {"static", "bootstrap.static"}
+
+
+def _declare(view: Callable, rule: str) -> Callable:
+    view.access_rule = rule  # type: ignore[attr-defined]
+    return view
+
+
+def public(view: Callable) -> Callable:
+    """Anyone, signed in or not (login page, health check, referral redirect)."""
+    return _declare(view, "public")
+
+
+def machine(kind: str) -> Callable[[Callable], Callable]:
+    """Authenticated by the view itself with a machine credential (API key, HMAC, signed URL)."""
+
+    def decorator(view: Callable) -> Callable:
+        return _declare(view, f"machine:{kind}")
+
+    return decorator
+
+
+def _deny_anonymous():
+    if wants_json():
+        abort(401)
+    return redirect(url_for("accounts.login", next=request.full_path.rstrip("?")))
+
+
+def login_required(view: Callable) -> Callable:
+    """Any signed-in, active user."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return _deny_anonymous()
+        return view(*args, **kwargs)
+
+    return _declare(wrapped, "login")
+
+
+def roles_required(*roles: str) -> Callable[[Callable], Callable]:
+    """A signed-in user holding at least one of ``roles``."""
+    unknown = set(roles) - set(ROLES)
+    if unknown or not roles:
+        raise ValueError(f"unknown roles {unknown}")
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            if not current_user.is_authenticated:
+                return _deny_anonymous()
+            if not current_user.has_any_role(*roles):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return _declare(wrapped, "roles:" + ",".join(sorted(roles)))
+
+    return decorator
+
+
+def require(allowed: bool) -> None:
+    """Abort with 403 unless a permission predicate allowed the action."""
+    if not allowed:
+        abort(403)
+
+
+def access_rule(app: Flask, endpoint: str) -> str | None:
+    """The declared rule of ``endpoint``, or None when it has none."""
+    if endpoint in BUILTIN_PUBLIC_ENDPOINTS:
+        return "public"
+    view = app.view_functions.get(endpoint)
+    return getattr(view, "access_rule", None)
+
+
+def init_app(app: Flask) -> None:
+    """Refuse requests to any endpoint that declares no access rule."""
+
+    @app.before_request
+    def enforce_declared_rule():
+        endpoint = request.endpoint
+        if endpoint is None:  # 404/405: routing already failed, let the error handler answer
+            return None
+        if access_rule(current_app, endpoint) is None:
+            current_app.logger.error("endpoint %s has no declared access rule", endpoint)
+            abort(403)
+        return None

@@ -1,0 +1,67 @@
+"""Celery wired to Flask (the Flask docs pattern): every task runs inside an app context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from celery import Celery, Task
+from flask import Flask
+
+
+def _filesystem_broker_options(instance_path: str) -> dict:
+    root = Path(instance_path) / "celery-broker"
+    folders = {name: root / name for name in ("out", "processed")}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    return {
+        # The sender writes where the worker reads: one folder for both directions.
+        "data_folder_in": str(folders["out"]),
+        "data_folder_out": str(folders["out"]),
+        "processed_folder": str(folders["processed"]),
+        "store_processed": False,
+    }
+
+
+def result_backend_url(database_uri: str) -> str:
+    """Celery's database result backend on the app's own database."""
+    return "db+" + database_uri
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """Create the Celery app from Flask config and store it as ``app.extensions['celery']``."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    broker = app.config["CELERY_BROKER_URL"]
+    transport_options: dict = {}
+    if broker.startswith("filesystem://"):
+        transport_options = _filesystem_broker_options(app.instance_path)
+    elif broker.startswith(("redis://", "rediss://")):
+        # Longer than the longest allowed task, so a slow render is not redelivered mid-way.
+        transport_options = {"visibility_timeout": app.config.get("CELERY_VISIBILITY_TIMEOUT", 7200)}
+
+    celery = Celery(app.name, task_cls=FlaskTask)
+    celery.conf.update(
+        broker_url=broker,
+        result_backend=app.config["CELERY_RESULT_BACKEND"],
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_always_eager=app.config.get("CELERY_TASK_ALWAYS_EAGER", False),
+        task_ignore_result=False,
+        result_extended=False,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue="default",
+        task_routes={"advisor_studio.video.tasks.*": {"queue": "render"}},
+        timezone="UTC",
+        enable_utc=True,
+        worker_hijack_root_logger=False,
+        database_table_names={"task": "celery_taskmeta", "group": "celery_tasksetmeta"},
+    )
+    celery.set_default()
+    app.extensions["celery"] = celery
+    return celery

@@ -1,0 +1,1 @@
+"""Cross-cutting pages: landing dashboard, language switch, health, audit log, file downloads."""

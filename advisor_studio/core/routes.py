@@ -1,0 +1,193 @@
+"""Landing page, language switch, /healthz, the audit log page and signed file downloads."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+    url_for,
+)
+from flask_login import current_user
+
+from advisor_studio import storage
+from advisor_studio.access import login_required, machine, public, require, roles_required
+from advisor_studio.accounts.models import User
+from advisor_studio.accounts.permissions import can_read_audit_log
+from advisor_studio.accounts.routes import safe_next
+from advisor_studio.audit import AuditEntry
+from advisor_studio.extensions import db
+
+bp = Blueprint("core", __name__)
+
+
+@bp.route("/")
+@login_required
+def home():
+    counts = {}
+    if current_user.has_role("admin"):
+        counts["users"] = db.session.scalar(sa.select(sa.func.count()).select_from(User))
+        counts["active_users"] = db.session.scalar(
+            sa.select(sa.func.count()).select_from(User).where(User.active.is_(True))
+        )
+    return render_template("core/home.html", counts=counts)
+
+
+@bp.route("/language/<code>", methods=["POST"])
+@public
+def set_language(code: str):
+    if code in current_app.config["LANGUAGES"]:
+        session["lang"] = code
+    return redirect(safe_next(request.form.get("next")) or url_for("core.home"))
+
+
+@bp.route("/healthz")
+@public
+def healthz():
+    result = {"status": "ok", "db": "ok", "broker": "ok", "storage": "ok"}
+    status = 200
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure is "down"
+        db.session.rollback()
+        result["db"] = "down"
+    if not broker_reachable():
+        result["broker"] = "down"
+    if not storage.get_storage().healthcheck():
+        result["storage"] = "down"
+    if result["db"] != "ok" or result["storage"] != "ok":
+        result["status"] = "degraded"
+        status = 503
+    return jsonify(result), status
+
+
+def broker_reachable() -> bool:
+    """True when the Celery broker accepts a connection within a second."""
+    celery = current_app.extensions.get("celery")
+    if celery is None:
+        return False
+    try:
+        with celery.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=1)
+        return True
+    except Exception:  # noqa: BLE001 - unreachable for whatever reason
+        return False
+
+
+# --- audit log --------------------------------------------------------------------------------
+
+
+def _parse_day(value: str | None) -> datetime | None:
+    if not value or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        return None
+
+
+@bp.route("/audit")
+@roles_required("compliance", "admin")
+def audit_log():
+    require(can_read_audit_log(current_user))
+    args = request.args
+    actor = (args.get("actor") or "").strip()[:254]
+    action = (args.get("action") or "").strip()[:64]
+    object_type = (args.get("object_type") or "").strip()[:64]
+    object_id = (args.get("object_id") or "").strip()[:64]
+    start, end = _parse_day(args.get("from")), _parse_day(args.get("to"))
+    stmt = sa.select(AuditEntry).order_by(AuditEntry.seq.desc())
+    if actor:
+        stmt = stmt.where(AuditEntry.actor_label.ilike(f"%{actor}%"))
+    if action:
+        stmt = stmt.where(AuditEntry.action.startswith(action))
+    if object_type:
+        stmt = stmt.where(AuditEntry.object_type == object_type)
+    if object_id:
+        stmt = stmt.where(AuditEntry.object_id == object_id)
+    tz = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+    if start:
+        stmt = stmt.where(AuditEntry.at >= datetime.combine(start.date(), time.min, tz))
+    if end:
+        stmt = stmt.where(AuditEntry.at < datetime.combine(end.date() + timedelta(days=1), time.min, tz))
+    page = db.paginate(stmt, per_page=50, error_out=False)
+    actions = db.session.scalars(sa.select(AuditEntry.action).distinct().order_by(AuditEntry.action)).all()
+    return render_template(
+        "core/audit_log.html", page=page, actions=actions,
+        filters={"actor": actor, "action": action, "object_type": object_type, "object_id": object_id,
+                 "from": args.get("from", ""), "to": args.get("to", "")},
+    )
+
+
+# --- signed downloads (local storage) -----------------------------------------------------------
+
+_RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)$")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
+    """(start, end) for a single satisfiable byte range, None without a header, False if unsatisfiable."""
+    if not header:
+        return None
+    match = _RANGE_RE.match(header.strip())
+    if not match or (not match.group(1) and not match.group(2)):
+        return None  # malformed or multi-range: ignore the header and send everything (RFC 9110)
+    first, last = match.group(1), match.group(2)
+    if first:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+    else:
+        length = int(last)
+        if length == 0:
+            return False
+        start, end = max(size - length, 0), size - 1
+    if start >= size or start > end:
+        return False
+    return start, end
+
+
+def stream_object(key: str, filename: str | None = None, content_type: str = "application/octet-stream"):
+    """Stream a stored object with Range support (206/416) and no caching."""
+    store = storage.get_storage()
+    try:
+        size = store.size(key)
+    except storage.StorageError:
+        abort(404)
+    byte_range = parse_range(request.headers.get("Range"), size)
+    headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, no-store"}
+    if filename:
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    if byte_range is False:
+        headers["Content-Range"] = f"bytes */{size}"
+        return Response(status=416, headers=headers)
+    start, end = byte_range if byte_range else (0, size - 1)
+    headers["Content-Length"] = str(end - start + 1 if size else 0)
+    status = 200
+    if byte_range:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    if request.method == "HEAD" or size == 0:
+        return Response(status=status, headers=headers, content_type=content_type)
+    body = stream_with_context(store.iter_range(key, start, end))
+    return Response(body, status=status, headers=headers, content_type=content_type, direct_passthrough=True)
+
+
+@bp.route("/files/<token>", methods=["GET", "HEAD"])
+@machine("signed-url")
+def storage_download(token: str):
+    try:
+        payload = storage.read_download_token(token)
+    except storage.StorageError:
+        abort(410)
+    return stream_object(payload["k"], payload.get("f"))

@@ -1,0 +1,114 @@
+"""Configuration classes, read from the environment when instantiated.
+
+Defaults that depend on the Flask instance folder (database file, secret key, broker
+folders) are left as ``None`` here and filled in by ``create_app`` once the instance
+path is known, so importing this module has no side effects.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    value = _env(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:  # fail fast on a typo in deployment config
+        raise RuntimeError(f"{name} must be an integer, got {value!r}") from exc
+
+
+class Config:
+    """Embedded defaults: SQLite, local media/, file-system Celery broker."""
+
+    ENV_NAME = "default"
+    TESTING = False
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    CELERY_TASK_ALWAYS_EAGER = False
+    RATELIMIT_HEADERS_ENABLED = True
+    BABEL_DEFAULT_LOCALE = "zh_CN"
+    BABEL_DEFAULT_TIMEZONE = "Asia/Shanghai"
+    LANGUAGES = {"zh_CN": "中文", "en": "English"}
+    WTF_CSRF_TIME_LIMIT = 8 * 3600
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = False
+    PERMANENT_SESSION_LIFETIME = 12 * 3600
+    BOOTSTRAP_SERVE_LOCAL = True
+    PAGE_SIZE = 25
+    DEFAULT_LOGIN_RATE_LIMIT = "10 per minute"
+
+    def __init__(self) -> None:
+        self.SECRET_KEY = _env("SECRET_KEY", getattr(self, "SECRET_KEY", None))
+        self.SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL")
+        self.CELERY_BROKER_URL = _env("CELERY_BROKER_URL")
+        self.CELERY_RESULT_BACKEND = _env("CELERY_RESULT_BACKEND")
+        self.STORAGE_BACKEND = _env("STORAGE_BACKEND", "local")
+        self.MEDIA_ROOT = _env("MEDIA_ROOT")
+        self.S3_BUCKET = _env("S3_BUCKET", "advisor-studio")
+        self.S3_ENDPOINT_URL = _env("S3_ENDPOINT_URL")
+        self.S3_REGION = _env("S3_REGION", "us-east-1")
+        self.PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+        self.CONVERSION_WEBHOOK_SECRET = _env("CONVERSION_WEBHOOK_SECRET")
+        self.ATTRIBUTION_WINDOW_DAYS = _env_int("ATTRIBUTION_WINDOW_DAYS", 30)
+        self.APPROVAL_VALID_DAYS = _env_int("APPROVAL_VALID_DAYS", 90)
+        self.DOWNLOAD_URL_TTL_SECONDS = _env_int("DOWNLOAD_URL_TTL_SECONDS", 900)
+        self.MAX_UPLOAD_MB = _env_int("MAX_UPLOAD_MB", 2048)
+        # Werkzeug answers 413 before reading a body larger than this.
+        self.MAX_CONTENT_LENGTH = self.MAX_UPLOAD_MB * 1024 * 1024
+        self.RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
+        self.LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", self.DEFAULT_LOGIN_RATE_LIMIT)
+
+
+class ProductionConfig(Config):
+    """Production: secrets must come from the environment, cookies are Secure."""
+
+    ENV_NAME = "production"
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        missing = [
+            env
+            for env, attr in (
+                ("SECRET_KEY", "SECRET_KEY"),
+                ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI"),
+                ("CONVERSION_WEBHOOK_SECRET", "CONVERSION_WEBHOOK_SECRET"),
+            )
+            if not getattr(self, attr)
+        ]
+        if missing:
+            raise RuntimeError(f"production config is missing: {', '.join(missing)}")
+
+
+class TestConfig(Config):
+    """Tests: the embedded defaults, with a fixed key and a tight login limit."""
+
+    ENV_NAME = "test"
+    TESTING = True
+    SECRET_KEY = "test-secret-key-not-for-production"
+    DEFAULT_LOGIN_RATE_LIMIT = "5 per minute"
+    # Cheaper argon2id for speed; production uses the library's recommended parameters.
+    PASSWORD_HASH_PARAMS = {"time_cost": 1, "memory_cost": 8192, "parallelism": 1}
+
+
+CONFIGS = {"default": Config, "production": ProductionConfig, "test": TestConfig}
+
+
+def config_from_env() -> Config:
+    """Instantiate the config class named by APP_CONFIG (default, production or test)."""
+    name = _env("APP_CONFIG", "default")
+    if name not in CONFIGS:
+        raise RuntimeError(f"APP_CONFIG must be one of {sorted(CONFIGS)}, got {name!r}")
+    return CONFIGS[name]()

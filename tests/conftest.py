@@ -1,0 +1,212 @@
+"""Shared fixtures: a real database (SQLite or the PostgreSQL in DATABASE_URL), real storage.
+
+The schema always comes from the real migrations: once per session into a template
+(SQLite: a file copied for every test; PostgreSQL: tables truncated between tests).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+EXTERNAL_DB = os.environ.get("DATABASE_URL")
+EXTERNAL_BROKER = os.environ.get("CELERY_BROKER_URL")
+CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _upgrade(url: str, instance: Path) -> None:
+    env = dict(os.environ, DATABASE_URL=url, INSTANCE_PATH=str(instance), APP_CONFIG="test")
+    subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env,
+                   check=True, capture_output=True)
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("session")
+
+
+@pytest.fixture(scope="session")
+def migrated_database(session_dir):
+    """Apply the migrations once; return how to get a fresh database for one test."""
+    if EXTERNAL_DB:
+        engine = sa.create_engine(EXTERNAL_DB)
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+                conn.execute(sa.text("CREATE SCHEMA public"))
+        engine.dispose()
+        _upgrade(EXTERNAL_DB, session_dir / "instance")
+        return {"kind": "external", "url": EXTERNAL_DB}
+    template = session_dir / "template.db"
+    _upgrade(f"sqlite:///{template}", session_dir / "instance")
+    return {"kind": "sqlite", "template": template}
+
+
+def _truncate_external(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        tables = [r[0] for r in conn.execute(sa.text(
+            "SELECT tablename FROM pg_tables WHERE schemaname='public' AND tablename <> 'alembic_version'"))]
+        if tables:
+            conn.execute(sa.text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        conn.execute(sa.text("INSERT INTO audit_head (id, seq, last_hash) VALUES (1, 0, :h)"), {"h": "0" * 64})
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(migrated_database, tmp_path) -> str:
+    """A migrated, empty database for this test."""
+    if migrated_database["kind"] == "external":
+        _truncate_external(migrated_database["url"])
+        return migrated_database["url"]
+    path = tmp_path / "test.db"
+    shutil.copyfile(migrated_database["template"], path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on loopback (or the S3_ENDPOINT_URL given), reached over HTTP by boto3."""
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    if os.environ.get("S3_ENDPOINT_URL"):
+        yield os.environ["S3_ENDPOINT_URL"]
+        return
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def make_config(database_url: str, tmp_path: Path, **overrides):
+    from config import TestConfig
+
+    cfg = TestConfig()
+    cfg.SQLALCHEMY_DATABASE_URI = database_url
+    cfg.MEDIA_ROOT = str(tmp_path / "media")
+    cfg.CELERY_BROKER_URL = EXTERNAL_BROKER or None
+    cfg.CELERY_RESULT_BACKEND = None
+    cfg.RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    cfg.RATELIMIT_KEY_PREFIX = uuid.uuid4().hex  # a shared Redis must not carry limits across tests
+    cfg.STORAGE_BACKEND = "local"
+    for key, value in overrides.items():
+        setattr(cfg, key, value)
+    return cfg
+
+
+@pytest.fixture
+def instance_path(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "instance"
+    path.mkdir()
+    monkeypatch.setenv("INSTANCE_PATH", str(path))
+    return path
+
+
+@pytest.fixture
+def app_factory(database_url, tmp_path, instance_path):
+    """Build apps on this test's database; keyword arguments override config attributes."""
+    from advisor_studio import create_app
+    from advisor_studio.extensions import db
+
+    apps = []
+
+    def factory(**overrides):
+        app = create_app(make_config(database_url, tmp_path, **overrides))
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_factory):
+    return app_factory()
+
+
+@pytest.fixture
+def app_ctx(app):
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def csrf_from(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1) or match.group(2)
+
+
+def post_form(client, url: str, data: dict, *, form_page: str | None = None, **kwargs):
+    """GET the page with the form, then POST ``data`` with the page's CSRF token."""
+    page = client.get(form_page or url)
+    token = csrf_from(page.get_data(as_text=True))
+    return client.post(url, data={**data, "csrf_token": token}, **kwargs)
+
+
+def login(client, email: str, password: str):
+    return post_form(client, "/login", {"email": email, "password": password})
+
+
+@pytest.fixture
+def users(app):
+    """One committed user per role (plus a second advisor), as plain records keyed by role.
+
+    Plain records, not ORM objects: tests must not hold an app context open around test-client
+    requests (Flask would share ``g``, and so the signed-in user, between requests).
+    """
+    from tests.factories import make_user
+
+    with app.app_context():
+        made = {
+            "advisor": make_user("advisor"),
+            "compliance": make_user("compliance"),
+            "mcn": make_user("mcn"),
+            "admin": make_user("admin"),
+            "advisor2": make_user("advisor"),
+        }
+        from advisor_studio.extensions import db
+
+        db.session.commit()
+        return {key: record_of(user) for key, user in made.items()}
+
+
+def record_of(user) -> SimpleNamespace:
+    return SimpleNamespace(id=user.id, email=user.email, name=user.name, roles=set(user.roles),
+                           password=getattr(user, "test_password", None),
+                           sac_number=user.advisor_profile.sac_number if user.advisor_profile else None)
+
+
+def signed_in(app, record) -> object:
+    """A test client signed in as ``record``."""
+    client = app.test_client()
+    resp = login(client, record.email, record.password)
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
+    return client

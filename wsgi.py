@@ -1,0 +1,6 @@
+"""WSGI entry point (gunicorn wsgi:app) and Celery app (celery -A wsgi worker)."""
+
+from advisor_studio import create_app
+
+app = create_app()
+celery_app = app.extensions["celery"]
