@@ -58,6 +58,7 @@ class Config:
         self.S3_BUCKET = _env("S3_BUCKET", "advisor-studio")
         self.S3_ENDPOINT_URL = _env("S3_ENDPOINT_URL")
         self.S3_REGION = _env("S3_REGION", "us-east-1")
+        self.S3_CREATE_BUCKET = _env("S3_CREATE_BUCKET", "0").lower() in ("1", "true", "yes")
         self.PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
         self.CONVERSION_WEBHOOK_SECRET = _env("CONVERSION_WEBHOOK_SECRET")
         self.ATTRIBUTION_WINDOW_DAYS = _env_int("ATTRIBUTION_WINDOW_DAYS", 30)
@@ -97,7 +98,7 @@ class TestConfig(Config):
 
     ENV_NAME = "test"
     TESTING = True
-    SECRET_KEY = "test-secret-key-not-for-production"
+    SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105 - tests only
     DEFAULT_LOGIN_RATE_LIMIT = "5 per minute"
     # Cheaper argon2id for speed; production uses the library's recommended parameters.
     PASSWORD_HASH_PARAMS = {"time_cost": 1, "memory_cost": 8192, "parallelism": 1}

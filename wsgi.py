@@ -1,4 +1,4 @@
-"""WSGI entry point (gunicorn wsgi:app) and Celery app (celery -A wsgi worker)."""
+"""WSGI entry point (gunicorn wsgi:app) and Celery app (celery -A wsgi:celery_app worker)."""
 
 from advisor_studio import create_app
 

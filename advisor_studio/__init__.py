@@ -154,11 +154,9 @@ def create_app(config=None) -> Flask:
 
     @app.context_processor
     def inject_globals():
-        from flask_babel import get_locale
-
         from advisor_studio.accounts.forms import ROLE_LABELS
 
-        return {"current_locale": str(get_locale()), "languages": app.config["LANGUAGES"],
+        return {"current_locale": _select_locale(), "languages": app.config["LANGUAGES"],
                 "nav": _navigation(current_user), "role_labels": ROLE_LABELS}
 
     return app
@@ -168,6 +166,7 @@ def _import_models() -> None:
     """Import every feature's models so metadata (and Alembic autogenerate) sees all tables."""
     from advisor_studio import audit  # noqa: F401
     from advisor_studio.accounts import models  # noqa: F401
+    from advisor_studio.core import tasks  # noqa: F401  (registers the tasks with Celery)
 
 
 def _navigation(user) -> list[dict]:

@@ -10,7 +10,7 @@ from flask import Flask
 
 def _filesystem_broker_options(instance_path: str) -> dict:
     root = Path(instance_path) / "celery-broker"
-    folders = {name: root / name for name in ("out", "processed")}
+    folders = {name: root / name for name in ("out", "processed", "control")}
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
     return {
@@ -18,6 +18,8 @@ def _filesystem_broker_options(instance_path: str) -> dict:
         "data_folder_in": str(folders["out"]),
         "data_folder_out": str(folders["out"]),
         "processed_folder": str(folders["processed"]),
+        # Broadcast (remote control) messages; the default would be ./control in the cwd.
+        "control_folder": str(folders["control"]),
         "store_processed": False,
     }
 

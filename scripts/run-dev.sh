@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 
-$BIN/celery -A wsgi worker --queues default,render --concurrency 2 --loglevel INFO &
+$BIN/celery -A wsgi:celery_app worker --queues default,render --concurrency 2 --loglevel INFO &
 worker=$!
 cleanup() {
   trap - INT TERM EXIT

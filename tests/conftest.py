@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -107,7 +106,6 @@ def make_config(database_url: str, tmp_path: Path, **overrides):
     cfg.CELERY_BROKER_URL = EXTERNAL_BROKER or None
     cfg.CELERY_RESULT_BACKEND = None
     cfg.RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
-    cfg.RATELIMIT_KEY_PREFIX = uuid.uuid4().hex  # a shared Redis must not carry limits across tests
     cfg.STORAGE_BACKEND = "local"
     for key, value in overrides.items():
         setattr(cfg, key, value)
@@ -126,12 +124,14 @@ def instance_path(tmp_path, monkeypatch) -> Path:
 def app_factory(database_url, tmp_path, instance_path):
     """Build apps on this test's database; keyword arguments override config attributes."""
     from advisor_studio import create_app
-    from advisor_studio.extensions import db
+    from advisor_studio.extensions import db, limiter
 
     apps = []
 
     def factory(**overrides):
         app = create_app(make_config(database_url, tmp_path, **overrides))
+        with app.app_context():
+            limiter.reset()  # a Redis limiter store must not carry limits from one test into the next
         apps.append(app)
         return app
 
@@ -210,3 +210,27 @@ def signed_in(app, record) -> object:
     resp = login(client, record.email, record.password)
     assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
     return client
+
+
+@pytest.fixture
+def worker(app):
+    """A real Celery worker process on this test's broker and database; stopped afterwards."""
+    env = dict(os.environ, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], APP_CONFIG="test",
+               INSTANCE_PATH=app.instance_path, MEDIA_ROOT=app.config["MEDIA_ROOT"],
+               CELERY_BROKER_URL=app.config["CELERY_BROKER_URL"])
+    log = Path(app.instance_path) / "worker.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "wsgi:celery_app", "worker", "--queues", "default,render",
+             "--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO", "--without-gossip",
+             "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    proc.log_path = log
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, SelectMultipleField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    PasswordField,
+    SelectChoice,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -30,7 +38,7 @@ class LoginForm(FlaskForm):
 
 
 def _role_choices():
-    return [(k, v) for k, v in ROLE_LABELS.items()]
+    return [SelectChoice(k, v) for k, v in ROLE_LABELS.items()]
 
 
 class UserCreateForm(FlaskForm):

@@ -18,7 +18,7 @@ from advisor_studio.access import ROLES
 from advisor_studio.dbtypes import UTCDateTime, utcnow
 from advisor_studio.extensions import db
 
-SAC_NUMBER_RE = re.compile(r"S\d{13}")
+SAC_NUMBER_RE = re.compile(r"S[0-9]{13}")
 EMAIL_MAX = 254
 NAME_MAX = 100
 

@@ -111,12 +111,14 @@ def create_user(*, email: str, password: str, roles, name: str | None = None, sa
     _check_password(password)
     name = _check_name(name or email.split("@")[0])
     if find_user_by_email(email) is not None:
-        raise Conflict(_("A user with email %(email)s already exists.", email=email), fields={"email": _("already in use")})
+        raise Conflict(_("A user with email %(email)s already exists.", email=email),
+                       fields={"email": _("already in use")})
     sac = None
     if "advisor" in roles:
         sac = _check_sac(sac_number)
     elif sac_number:
-        raise ValidationError(_("Only advisors have a SAC registration number."), fields={"sac_number": _("advisors only")})
+        raise ValidationError(_("Only advisors have a SAC registration number."),
+                              fields={"sac_number": _("advisors only")})
     if len(bio or "") > BIO_MAX:
         raise ValidationError(_("Bio is too long."), fields={"bio": _("too long")})
 

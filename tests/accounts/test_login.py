@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from advisor_studio.accounts import services
+from advisor_studio.accounts.models import User
 from advisor_studio.audit import AuditEntry
 from advisor_studio.extensions import db
-from advisor_studio.accounts.models import User
 from tests.conftest import csrf_from, login, post_form, signed_in
 
 

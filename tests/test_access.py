@@ -1,0 +1,77 @@
+"""Every endpoint declares an access rule, and the role x endpoint matrix holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from advisor_studio.access import access_rule
+from tests.conftest import signed_in
+
+
+def test_every_endpoint_declares_an_access_rule(app):
+    missing = sorted(
+        rule.endpoint for rule in app.url_map.iter_rules() if access_rule(app, rule.endpoint) is None
+    )
+    assert missing == []
+
+
+def test_endpoint_without_declared_rule_is_refused(app_factory):
+    app = app_factory()
+
+    @app.route("/undeclared-probe")
+    def undeclared_probe():
+        return "should never be served"
+
+    resp = app.test_client().get("/undeclared-probe")
+    assert resp.status_code == 403
+    assert "should never be served" not in resp.get_data(as_text=True)
+
+
+# (path, roles allowed). Anonymous visitors are redirected to sign in on all of these.
+PAGES = [
+    ("/", {"advisor", "compliance", "mcn", "admin"}),
+    ("/account/password", {"advisor", "compliance", "mcn", "admin"}),
+    ("/admin/users", {"admin"}),
+    ("/admin/users/new", {"admin"}),
+    ("/admin/users/{advisor_id}", {"admin"}),
+    ("/audit", {"compliance", "admin"}),
+]
+
+
+def test_matrix_covers_every_signed_in_page(app):
+    covered = {path.split("{")[0].rstrip("/") for path, _ in PAGES}
+    for rule in app.url_map.iter_rules():
+        declared = access_rule(app, rule.endpoint)
+        if declared == "login" or declared.startswith("roles:"):
+            if "GET" in rule.methods:
+                assert rule.rule.split("<")[0].rstrip("/") in covered, f"{rule.rule} missing from PAGES"
+
+
+@pytest.mark.parametrize("role", ["anonymous", "advisor", "compliance", "mcn", "admin"])
+@pytest.mark.parametrize("path,allowed", PAGES)
+def test_role_matrix(app, users, role, path, allowed):
+    client = app.test_client() if role == "anonymous" else signed_in(app, users[role])
+    resp = client.get(path.format(advisor_id=users["advisor"].id))
+    if role == "anonymous":
+        assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+    elif role in allowed:
+        assert resp.status_code == 200
+    else:
+        assert resp.status_code == 403
+
+
+@pytest.mark.parametrize("role", ["advisor", "compliance", "mcn"])
+def test_non_admin_cannot_post_admin_actions(app, users, role):
+    client = signed_in(app, users[role])
+    from tests.conftest import csrf_from
+
+    token = csrf_from(client.get("/account/password").get_data(as_text=True))
+    target = users["advisor2"].id
+    for path, data in [
+        ("/admin/users/new", {"email": "x@example.com", "name": "X", "password": "long-enough-pw", "roles": "admin"}),
+        (f"/admin/users/{target}", {"name": "Hacked", "roles": "admin"}),
+        (f"/admin/users/{target}/deactivate", {"reason": "x", "confirm": "y"}),
+        (f"/admin/users/{target}/reactivate", {}),
+    ]:
+        resp = client.post(path, data={**data, "csrf_token": token})
+        assert resp.status_code == 403, path
