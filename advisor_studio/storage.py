@@ -10,21 +10,27 @@ from __future__ import annotations
 import abc
 import hashlib
 import os
+import re
 import secrets
 import shutil
+import stat
 import tempfile
 import time
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import quote
 
 from flask import Flask, current_app, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from werkzeug.http import dump_options_header
 
 CHUNK = 1024 * 1024
 KEY_ALPHABET = set("abcdefghijklmnopqrstuvwxyz0123456789-_/.")
+SUFFIX_RE = re.compile(r"(\.[a-z0-9]+){0,3}")
 
 
 class StorageError(Exception):
@@ -44,16 +50,32 @@ def new_key(prefix: str, suffix: str = "") -> str:
     suffix = suffix.lower()
     if suffix and not suffix.startswith("."):
         suffix = "." + suffix
-    if not set(prefix + suffix) <= KEY_ALPHABET or ".." in prefix + suffix:
-        raise StorageError(f"invalid key prefix or suffix {prefix!r} {suffix!r}")
+    # The suffix is an extension only (".mp4", ".tar.gz"): no slashes, so it cannot add folders.
+    if not SUFFIX_RE.fullmatch(suffix):
+        raise StorageError(f"invalid key suffix {suffix!r}")
     now = datetime.now(UTC)
-    return f"{prefix}/{now:%Y/%m}/{secrets.token_hex(16)}{suffix}"
+    try:
+        return _check_key(f"{prefix}/{now:%Y/%m}/{secrets.token_hex(16)}{suffix}")
+    except StorageError:
+        raise StorageError(f"invalid key prefix {prefix!r}") from None
 
 
 def _check_key(key: str) -> str:
-    if not key or key.startswith("/") or ".." in key.split("/") or not set(key) <= KEY_ALPHABET:
+    # Empty and "." segments are refused too: the local backend would fold "a//b" and "a/./b"
+    # into "a/b" while S3 keeps them apart, and both backends must name the same objects.
+    if not key or not set(key) <= KEY_ALPHABET or set(key.split("/")) & {"", ".", ".."}:
         raise StorageError(f"invalid storage key {key!r}")
     return key
+
+
+def content_disposition(filename: str) -> str:
+    """An ``attachment`` header value for any file name (ASCII fallback plus RFC 6266 UTF-8)."""
+    fallback = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode("ascii")
+    fallback = "".join(ch for ch in fallback if ch.isprintable()).strip() or "download"
+    options = {"filename": fallback}
+    if fallback != filename:
+        options["filename*"] = "UTF-8''" + quote(filename, safe="")
+    return dump_options_header("attachment", options)
 
 
 class Storage(abc.ABC):
@@ -143,7 +165,7 @@ class LocalStorage(Storage):
     def open(self, key):
         try:
             return open(self._path(key), "rb")
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
             raise StorageError(f"no object {key!r}") from exc
 
     def iter_range(self, key, start=0, end=None):
@@ -160,9 +182,12 @@ class LocalStorage(Storage):
 
     def size(self, key):
         try:
-            return self._path(key).stat().st_size
-        except FileNotFoundError as exc:
+            info = self._path(key).stat()
+        except (FileNotFoundError, NotADirectoryError) as exc:
             raise StorageError(f"no object {key!r}") from exc
+        if not stat.S_ISREG(info.st_mode):  # a "folder" of keys is not an object (as on S3)
+            raise StorageError(f"no object {key!r}")
+        return info.st_size
 
     def exists(self, key):
         return self._path(key).is_file()
@@ -240,10 +265,14 @@ class S3Storage(Storage):
     def iter_range(self, key, start=0, end=None):
         from botocore.exceptions import ClientError
 
-        byte_range = f"bytes={start}-" + ("" if end is None else str(end))
+        kwargs = {"Bucket": self.bucket, "Key": _check_key(key)}
+        if start or end is not None:  # S3 refuses any Range on an empty object, even "bytes=0-"
+            kwargs["Range"] = f"bytes={start}-" + ("" if end is None else str(end))
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=_check_key(key), Range=byte_range)["Body"]
+            body = self.client.get_object(**kwargs)["Body"]
         except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                return  # the range lies past the end: nothing to yield, as on the local backend
             raise StorageError(f"no object {key!r}") from exc
         try:
             yield from body.iter_chunks(CHUNK)
@@ -259,6 +288,7 @@ class S3Storage(Storage):
             raise StorageError(f"no object {key!r}") from exc
 
     def exists(self, key):
+        _check_key(key)  # an invalid key is an error, not a missing object (as on the local backend)
         try:
             self.size(key)
             return True
@@ -271,7 +301,7 @@ class S3Storage(Storage):
     def presigned_url(self, key, ttl_seconds, filename=None):
         params = {"Bucket": self.bucket, "Key": _check_key(key)}
         if filename:
-            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+            params["ResponseContentDisposition"] = content_disposition(filename)
         return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=int(ttl_seconds))
 
     def healthcheck(self):
@@ -305,7 +335,7 @@ def read_download_token(token: str) -> dict:
         payload = _serializer().loads(token, max_age=7 * 24 * 3600)
     except (SignatureExpired, BadSignature) as exc:
         raise StorageError("invalid download link") from exc
-    if not isinstance(payload, dict) or "k" not in payload or int(payload.get("x", 0)) < time.time():
+    if not isinstance(payload, dict) or "k" not in payload or time.time() >= int(payload.get("x", 0)):
         raise StorageError("the download link has expired")
     return payload
 
@@ -313,7 +343,8 @@ def read_download_token(token: str) -> dict:
 def download_url(key: str, ttl_seconds: int | None = None, filename: str | None = None, *,
                  external: bool = False) -> str:
     """An expiring URL of this app that streams ``key`` (with HTTP Range support)."""
-    ttl = ttl_seconds or current_app.config["DOWNLOAD_URL_TTL_SECONDS"]
+    # "is None", not "or": a ttl of 0 means "already expired", not "the default lifetime".
+    ttl = current_app.config["DOWNLOAD_URL_TTL_SECONDS"] if ttl_seconds is None else ttl_seconds
     return url_for("core.storage_download", token=download_token(key, ttl, filename), _external=external)
 
 

@@ -144,6 +144,8 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
     if not match or (not match.group(1) and not match.group(2)):
         return None  # malformed or multi-range: ignore the header and send everything (RFC 9110)
     first, last = match.group(1), match.group(2)
+    if first and last and int(last) < int(first):
+        return None  # an invalid range-spec makes the whole header invalid: ignore it
     if first:
         start = int(first)
         end = min(int(last), size - 1) if last else size - 1
@@ -164,10 +166,13 @@ def stream_object(key: str, filename: str | None = None, content_type: str = "ap
         size = store.size(key)
     except storage.StorageError:
         abort(404)
-    byte_range = parse_range(request.headers.get("Range"), size)
+    # We send no ETag or Last-Modified, so no If-Range validator can match: RFC 9110 then
+    # requires the whole representation rather than a slice of a possibly different one.
+    range_header = None if "If-Range" in request.headers else request.headers.get("Range")
+    byte_range = parse_range(range_header, size)
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, no-store"}
     if filename:
-        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+        headers["Content-Disposition"] = storage.content_disposition(filename)
     if byte_range is False:
         headers["Content-Range"] = f"bytes */{size}"
         return Response(status=416, headers=headers)
