@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     EmailField,
@@ -78,3 +79,8 @@ class LogoutForm(FlaskForm):
 class PasswordForm(FlaskForm):
     current_password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=128)])
     new_password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=10, max=128)])
+
+
+class ProfileForm(FlaskForm):
+    bio = TextAreaField(_l("Bio"), validators=[Optional(), Length(max=2000)])
+    avatar = FileField(_l("Photo"), description=_l("JPEG, PNG or WebP, at most 5 MB; cropped to a square."))

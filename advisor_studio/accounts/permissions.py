@@ -11,3 +11,13 @@ def can_manage_users(user) -> bool:
 def can_read_audit_log(user) -> bool:
     """Compliance officers and admins read the audit trail."""
     return bool(user and user.is_authenticated and user.has_any_role("compliance", "admin"))
+
+
+def can_edit_own_profile(user) -> bool:
+    """Advisors edit the bio and photo of their own profile."""
+    return bool(user and user.is_authenticated and user.has_role("advisor") and user.advisor_profile)
+
+
+def can_view_avatar(user, profile) -> bool:
+    """Any signed-in user of the platform may see an advisor's photo (it is shown on content)."""
+    return bool(user and user.is_authenticated and profile is not None)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import sqlalchemy as sa
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
@@ -16,14 +14,16 @@ from advisor_studio.accounts.forms import (
     LoginForm,
     LogoutForm,
     PasswordForm,
+    ProfileForm,
     ReactivateForm,
     UserCreateForm,
     UserEditForm,
 )
-from advisor_studio.accounts.models import User, UserRole
-from advisor_studio.accounts.permissions import can_manage_users
+from advisor_studio.accounts.models import AdvisorProfile, User, UserRole
+from advisor_studio.accounts.permissions import can_edit_own_profile, can_manage_users, can_view_avatar
 from advisor_studio.errors import DomainError
 from advisor_studio.extensions import db, limiter, login_manager
+from advisor_studio.web import safe_next, stream_object
 
 bp = Blueprint("accounts", __name__)
 
@@ -38,16 +38,6 @@ def load_user(user_id: str) -> User | None:
     if user is None or not user.active or user.session_token != token:
         return None
     return user
-
-
-def safe_next(target: str | None) -> str | None:
-    """Only same-site relative paths are followed after sign-in."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return None
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc:
-        return None
-    return target
 
 
 def _login_limit() -> str:
@@ -117,6 +107,37 @@ def password():
                 flash(_("Password changed. Your other sessions have been signed out."), "success")
                 return redirect(url_for("core.home"))
     return render_template("accounts/password.html", form=form)
+
+
+@bp.route("/account/profile", methods=["GET", "POST"])
+@roles_required("advisor")
+def profile():
+    require(can_edit_own_profile(current_user))
+    form = ProfileForm(obj=current_user.advisor_profile)
+    if form.validate_on_submit():
+        upload = form.avatar.data if form.avatar.data and form.avatar.data.filename else None
+        try:
+            services.update_own_profile(current_user, bio=form.bio.data or "",
+                                        avatar_stream=upload.stream if upload else None, actor=current_user)
+        except DomainError as err:
+            db.session.rollback()
+            _flash_domain_error(err, form)
+        else:
+            db.session.commit()
+            flash(_("Profile saved."), "success")
+            return redirect(url_for("accounts.profile"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("accounts/profile.html", form=form, profile=current_user.advisor_profile), status
+
+
+@bp.route("/advisors/<int:user_id>/avatar.jpg")
+@login_required
+def avatar(user_id: int):
+    profile = db.get_or_404(AdvisorProfile, user_id)
+    require(can_view_avatar(current_user, profile))
+    if not profile.avatar_key:
+        abort(404)
+    return stream_object(profile.avatar_key, content_type="image/jpeg")
 
 
 # --- admin: users ---------------------------------------------------------------------------

@@ -223,3 +223,55 @@ def record_failed_login(email: str, reason: str) -> None:
     """Audit a refused sign-in without revealing which part was wrong to the visitor."""
     audit.record("user.login_failed", "user", "-", actor=None,
                  details={"email": (email or "")[:EMAIL_MAX], "reason": reason})
+
+
+AVATAR_MAX_BYTES = 5 * 1024 * 1024
+AVATAR_SIZE = 512
+
+
+def update_own_profile(user: User, *, bio: str, avatar_stream=None, actor=None) -> User:
+    """An advisor edits their bio and avatar; name and SAC number stay with the admins."""
+    profile = user.advisor_profile
+    if profile is None:
+        raise ValidationError(_("Only advisors have a profile page."))
+    bio = (bio or "").strip()
+    if len(bio) > BIO_MAX:
+        raise ValidationError(_("Bio is too long."), fields={"bio": _("too long")})
+    changes = {}
+    if bio != profile.bio:
+        profile.bio = bio
+        changes["bio"] = "changed"
+    if avatar_stream is not None:
+        stored = _store_avatar(avatar_stream)
+        changes["avatar"] = [profile.avatar_sha256, stored.sha256]
+        profile.avatar_key, profile.avatar_sha256 = stored.key, stored.sha256
+    db.session.flush()
+    if changes:
+        audit.record("advisor.profile_updated", "user", user.id, actor=actor, details=changes)
+    return user
+
+
+def _store_avatar(stream):
+    """Decode the upload as an image (never trusting its name), square it and store a clean JPEG."""
+    import io
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    from advisor_studio import storage
+
+    raw = stream.read(AVATAR_MAX_BYTES + 1)
+    if len(raw) > AVATAR_MAX_BYTES:
+        raise ValidationError(_("The photo must be at most 5 MB."), fields={"avatar": _("too large")})
+    try:
+        with Image.open(io.BytesIO(raw)) as img:
+            if img.width * img.height > 40_000_000:  # refuse decompression bombs before decoding
+                raise ValidationError(_("The photo has too many pixels."), fields={"avatar": _("too large")})
+            img = ImageOps.exif_transpose(img).convert("RGB")
+            img = ImageOps.fit(img, (AVATAR_SIZE, AVATAR_SIZE))
+            out = io.BytesIO()
+            img.save(out, "JPEG", quality=88)  # re-encoding also drops EXIF data such as GPS
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise ValidationError(_("The file is not a readable image (JPEG, PNG or WebP)."),
+                              fields={"avatar": _("not an image")}) from exc
+    out.seek(0)
+    return storage.get_storage().put_stream(out, storage.new_key("avatars", ".jpg"), "image/jpeg")
