@@ -1,0 +1,1 @@
+"""Compliance checks for advisor content: lexicon scanning and rule-based findings."""
