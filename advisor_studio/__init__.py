@@ -166,7 +166,13 @@ def _import_models() -> None:
     """Import every feature's models so metadata (and Alembic autogenerate) sees all tables."""
     from advisor_studio import audit  # noqa: F401
     from advisor_studio.accounts import models  # noqa: F401
+    from advisor_studio import tasks_util  # noqa: F401  (after-commit task sending)
+    from advisor_studio.compliance import models as compliance_models  # noqa: F401
+    from advisor_studio.compliance import tasks as compliance_tasks  # noqa: F401
     from advisor_studio.core import tasks  # noqa: F401  (registers the tasks with Celery)
+    from advisor_studio.distribution import models as distribution_models  # noqa: F401
+    from advisor_studio.studio import models as studio_models  # noqa: F401
+    from advisor_studio.video import models as video_models  # noqa: F401
 
 
 def _navigation(user) -> list[dict]:

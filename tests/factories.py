@@ -26,3 +26,62 @@ def make_user(*roles: str, email: str | None = None, password: str = PASSWORD, n
                                 sac_number=sac, actor=actor)
     user.test_password = password
     return user
+
+
+LEGAL_BODY = (
+    "大家好，我是王晓明，执业证书编号{sac}。今天聊聊资产配置的基本思路：分散投资、长期持有、控制回撤。"
+    "投资有风险，入市需谨慎。以上内容仅供参考，不构成投资建议。"
+)
+
+
+def make_channel(partner_name: str = "星河MCN", platform: str = "douyin", handle: str | None = None):
+    """A partner (created once per name) with one channel."""
+    import sqlalchemy as sa
+
+    from advisor_studio.distribution.models import Channel, Partner
+    from advisor_studio.extensions import db
+
+    partner = db.session.scalar(sa.select(Partner).where(Partner.name == partner_name))
+    if partner is None:
+        partner = Partner(name=partner_name)
+        db.session.add(partner)
+        db.session.flush()
+    channel = Channel(partner_id=partner.id, platform=platform, handle=handle or f"h{next(_counter)}")
+    db.session.add(channel)
+    db.session.flush()
+    return channel
+
+
+def legal_script_body(user) -> str:
+    profile = user.advisor_profile
+    return LEGAL_BODY.replace("王晓明", profile.real_name).format(sac=profile.sac_number)
+
+
+def ensure_lexicon():
+    from advisor_studio.compliance import services as compliance
+
+    compliance.ensure_default_lexicon("test")
+
+
+def make_ready_rendition(package, payload: bytes = b"\x00\x00\x00\x18ftypmp42 not a real video"):
+    """A finished rendition row backed by real stored bytes (render tests cover real video)."""
+    import io
+
+    from advisor_studio import storage
+    from advisor_studio.extensions import db
+    from advisor_studio.video.models import RENDER_READY, Rendition, SourceVideo
+
+    store = storage.get_storage()
+    src = store.put_stream(io.BytesIO(payload), storage.new_key("sources", ".mp4"))
+    source = SourceVideo(package_id=package.id, uploaded_by_id=package.author_id, storage_key=src.key,
+                         sha256=src.sha256, size_bytes=src.size, original_name="clip.mp4", probe={},
+                         duration_s=12.0)
+    db.session.add(source)
+    db.session.flush()
+    out = store.put_stream(io.BytesIO(payload + b"rendered"), storage.new_key("renditions", ".mp4"))
+    rendition = Rendition(package_id=package.id, source_id=source.id, recipe={}, recipe_hash="0" * 64,
+                          status=RENDER_READY, progress=100.0, storage_key=out.key, sha256=out.sha256,
+                          size_bytes=out.size, duration_s=12.0, width=1080, height=1920)
+    db.session.add(rendition)
+    db.session.flush()
+    return rendition

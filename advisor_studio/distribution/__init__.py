@@ -1,0 +1,1 @@
+"""MCN partners, their channels, assignments and the partner API."""

@@ -1,0 +1,1 @@
+"""Advisor side: scripts, revisions, packages and uploads."""

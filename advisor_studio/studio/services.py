@@ -1,0 +1,416 @@
+"""Every state change on the advisor side: scripts, frozen revisions, packages and submissions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
+from advisor_studio import audit
+from advisor_studio.compliance import services as compliance
+from advisor_studio.compliance.models import STAGE_PACKAGE, STAGE_SCRIPT, Approval
+from advisor_studio.compliance.scanner import PLATFORMS, normalize_phrase
+from advisor_studio.dbtypes import utcnow
+from advisor_studio.errors import Conflict, PermissionDenied, ValidationError
+from advisor_studio.extensions import db
+from advisor_studio.studio import states
+from advisor_studio.studio.models import (
+    BODY_MAX,
+    CAPTION_MAX,
+    HASHTAG_MAX,
+    PKG_APPROVED,
+    PKG_ARCHIVED,
+    PKG_CHANGES_REQUESTED,
+    PKG_DRAFT,
+    PKG_EXPIRED,
+    PKG_SUBMITTED,
+    SCRIPT_APPROVED,
+    SCRIPT_ARCHIVED,
+    SCRIPT_CHANGES_REQUESTED,
+    SCRIPT_DRAFT,
+    SCRIPT_SUBMITTED,
+    TITLE_MAX,
+    Package,
+    Script,
+    ScriptRevision,
+)
+
+SRT_MAX_BYTES = 2 * 1024 * 1024
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_HASHTAG_RE = re.compile(r"^[^\s#,，]{1,30}$")
+
+
+class BlockingFindings(ValidationError):
+    """The pre-check found blocking problems; ``report`` holds every finding for the page."""
+
+    code = "blocking_findings"
+
+    def __init__(self, message: str, report: dict):
+        super().__init__(message)
+        self.report = report
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def _clean_text(value: str | None, field: str, limit: int, required: bool = False) -> str:
+    value = (value or "").replace("\r\n", "\n").replace("\r", "\n")
+    if _CONTROL_RE.search(value):
+        raise ValidationError(_("The %(field)s contains control characters; remove them and try again.",
+                                field=field), fields={field: _("control characters")})
+    value = value.strip()
+    if required and not value:
+        raise ValidationError(_("The %(field)s is required.", field=field), fields={field: _("required")})
+    if len(value) > limit:
+        raise ValidationError(_("The %(field)s has %(n)d characters; at most %(max)d are allowed.",
+                                field=field, n=len(value), max=limit), fields={field: _("too long")})
+    return value
+
+
+def parse_hashtags(raw) -> list[str]:
+    """'#a #b, c' or a list -> ['a', 'b', 'c'] (deduplicated, order kept)."""
+    items = raw if isinstance(raw, list | tuple) else re.split(r"[\s,，#]+", raw or "")
+    tags: list[str] = []
+    for item in items:
+        tag = (item or "").strip().lstrip("#")
+        if not tag:
+            continue
+        if not _HASHTAG_RE.match(tag):
+            raise ValidationError(_("Invalid hashtag: %(tag)s", tag=tag[:40]), fields={"hashtags": _("invalid")})
+        if tag not in tags:
+            tags.append(tag)
+    if len(tags) > HASHTAG_MAX:
+        raise ValidationError(_("At most %(n)d hashtags.", n=HASHTAG_MAX), fields={"hashtags": _("too many")})
+    return tags
+
+
+def _platforms(values) -> list[str]:
+    chosen = sorted(set(values or []))
+    unknown = [p for p in chosen if p not in PLATFORMS]
+    if unknown:
+        raise ValidationError(_("Unknown platform: %(p)s", p=", ".join(unknown)), fields={"platforms": _("invalid")})
+    return chosen
+
+
+def _require_author(obj, actor) -> None:
+    if actor is None or obj.author_id != actor.id:
+        raise PermissionDenied(_("Only the author can change this."))
+
+
+# --- scripts ------------------------------------------------------------------------------------
+
+
+def _script_content(title, body, caption, hashtags, platforms) -> dict:
+    return {
+        "title": _clean_text(title, "title", TITLE_MAX, required=True),
+        "body": _clean_text(body, "body", BODY_MAX),
+        "caption": _clean_text(caption, "caption", CAPTION_MAX),
+        "hashtags": parse_hashtags(hashtags),
+        "platforms": _platforms(platforms),
+    }
+
+
+def create_script(author, *, title, body="", caption="", hashtags=(), platforms=()) -> Script:
+    """Start a draft script."""
+    if not author.has_role("advisor") or author.advisor_profile is None:
+        raise PermissionDenied(_("Only advisors with a SAC registration number write scripts."))
+    content = _script_content(title, body, caption, hashtags, platforms)
+    script = Script(author_id=author.id, status=SCRIPT_DRAFT, **content)
+    db.session.add(script)
+    db.session.flush()
+    audit.record("script.created", "script", script.id, actor=author, details={"title": content["title"]})
+    return script
+
+
+def update_script(script: Script, actor, *, title, body, caption, hashtags, platforms) -> Script:
+    """Save the draft; editing an approved or returned script reopens it as a draft."""
+    _require_author(script, actor)
+    if script.status == SCRIPT_SUBMITTED:
+        raise Conflict(_("The script is waiting for review. Recall it before editing."), code="in_review")
+    if script.status not in (SCRIPT_DRAFT, SCRIPT_CHANGES_REQUESTED, SCRIPT_APPROVED):
+        raise Conflict(_("A %(status)s script cannot be edited.", status=script.status), code="not_editable")
+    content = _script_content(title, body, caption, hashtags, platforms)
+    changed = [k for k, v in content.items() if getattr(script, k) != v]
+    if not changed:
+        return script
+    for key, value in content.items():
+        setattr(script, key, value)
+    script.updated_at = utcnow()
+    if script.status == SCRIPT_APPROVED:
+        states.transition_script(script, SCRIPT_DRAFT, actor, "edited after pre-approval", {"fields": changed})
+    db.session.flush()
+    audit.record("script.edited", "script", script.id, actor=actor, details={"fields": changed})
+    return script
+
+
+def script_fields(script_or_revision) -> dict[str, str]:
+    """The texts of a script (or revision) that are scanned."""
+    return {"title": script_or_revision.title, "body": script_or_revision.body,
+            "caption": script_or_revision.caption,
+            "hashtags": " ".join(f"#{t}" for t in script_or_revision.hashtags or [])}
+
+
+def precheck_script(script: Script) -> dict:
+    """Scan the working draft as a submission would, without storing anything."""
+    return compliance.scan_fields(script_fields(script), platforms=script.platforms, advisor=script.author)
+
+
+def revision_hash(content: dict) -> str:
+    """SHA-256 of the canonical JSON of a revision's content."""
+    canonical = {k: content[k] for k in ("title", "body", "caption", "hashtags", "platforms")}
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":"),
+                                     ensure_ascii=False).encode()).hexdigest()
+
+
+def submit_script(script: Script, actor) -> ScriptRevision:
+    """Freeze an immutable revision, pre-check it and queue it for script pre-approval."""
+    _require_author(script, actor)
+    if script.status not in (SCRIPT_DRAFT, SCRIPT_CHANGES_REQUESTED):
+        raise Conflict(_("Only a draft or returned script can be submitted."), code="not_submittable")
+    if not script.body.strip():
+        raise ValidationError(_("The script body is empty."), fields={"body": _("required")})
+    report = precheck_script(script)
+    if report["blocking"]:
+        raise BlockingFindings(_("The pre-check found blocking problems. Fix them before submitting."), report)
+    content = {k: getattr(script, k) for k in ("title", "body", "caption", "hashtags", "platforms")}
+    number = (db.session.scalar(sa.select(sa.func.max(ScriptRevision.number))
+                                .where(ScriptRevision.script_id == script.id)) or 0) + 1
+    revision = ScriptRevision(script_id=script.id, number=number, created_by_id=actor.id,
+                              sha256=revision_hash(content), **content)
+    db.session.add(revision)
+    db.session.flush()
+    scan = compliance.record_scan("script_revision", revision.id, report)
+    revision.scan_id = scan.id
+    script.latest_revision_id = revision.id
+    states.transition_script(script, SCRIPT_SUBMITTED, actor, "",
+                             {"revision": number, "sha256": revision.sha256, "scan_id": scan.id})
+    compliance.open_review(stage=STAGE_SCRIPT, script=script, revision=revision, author=actor,
+                           manifest=compliance.script_manifest(revision, report["lexicon_version"]), scan=scan)
+    return revision
+
+
+def recall_script(script: Script, actor) -> Script:
+    """Take a submitted script back to draft (its open review is closed)."""
+    _require_author(script, actor)
+    from advisor_studio.compliance.models import Review
+
+    now = utcnow()
+    states.transition_script(script, SCRIPT_DRAFT, actor, "recalled by the author")
+    for review in db.session.scalars(sa.select(Review).where(Review.script_id == script.id,
+                                                             Review.stage == STAGE_SCRIPT,
+                                                             Review.decision.is_(None),
+                                                             Review.superseded_at.is_(None))):
+        review.superseded_at = now
+        audit.record("review.superseded", "review", review.id, actor=actor, details={"reason": "recalled"})
+    return script
+
+
+def archive_script(script: Script, actor, reason: str = "") -> Script:
+    """Archive a script (nothing is deleted; packages already made from it keep working)."""
+    _require_author(script, actor)
+    states.transition_script(script, SCRIPT_ARCHIVED, actor, reason)
+    return script
+
+
+def script_is_preapproved(revision: ScriptRevision) -> bool:
+    """True when compliance pre-approved exactly this revision."""
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Approval).where(
+        Approval.stage == STAGE_SCRIPT, Approval.script_revision_id == revision.id,
+        Approval.voided_at.is_(None))) > 0
+
+
+# --- packages -----------------------------------------------------------------------------------
+
+
+def _channels(channel_ids) -> list:
+    from advisor_studio.distribution.models import Channel
+
+    ids = sorted({int(i) for i in channel_ids or []})
+    if not ids:
+        return []
+    channels = list(db.session.scalars(sa.select(Channel).where(Channel.id.in_(ids), Channel.active.is_(True))))
+    if len(channels) != len(ids):
+        raise ValidationError(_("One of the chosen channels does not exist or is inactive."),
+                              fields={"channels": _("invalid")})
+    return channels
+
+
+def validate_srt(srt_text: str | bytes | None) -> tuple[str | None, str | None]:
+    """Parse an SRT upload; return (text, sha256) or raise a ValidationError naming the line."""
+    from advisor_studio.video.srt import SubtitleError, decode_srt, parse_srt
+
+    if srt_text is None or srt_text in ("", b""):
+        return None, None
+    raw = srt_text if isinstance(srt_text, bytes) else srt_text.encode()
+    if len(raw) > SRT_MAX_BYTES:
+        raise ValidationError(_("The subtitle file is larger than 2 MB."), fields={"subtitles": _("too large")})
+    try:
+        text = decode_srt(raw)
+        parse_srt(text)
+    except SubtitleError as exc:
+        raise ValidationError(_("The subtitle file is not valid SRT: %(why)s", why=str(exc)),
+                              fields={"subtitles": str(exc)}) from exc
+    return text, hashlib.sha256(text.encode()).hexdigest()
+
+
+def create_package(script: Script, actor, *, title=None, caption=None, hashtags=None, channel_ids=()) -> Package:
+    """Start a package from the script's pre-approved revision."""
+    _require_author(script, actor)
+    revision = script.approved_revision
+    if revision is None or not script_is_preapproved(revision):
+        raise Conflict(_("The script needs compliance pre-approval before a package can be made."),
+                       code="script_not_preapproved")
+    package = Package(
+        author_id=actor.id, script_id=script.id, script_revision_id=revision.id,
+        title=_clean_text(title if title is not None else revision.title, "title", TITLE_MAX, required=True),
+        caption=_clean_text(caption if caption is not None else revision.caption, "caption", CAPTION_MAX),
+        hashtags=parse_hashtags(hashtags if hashtags is not None else revision.hashtags),
+        status=PKG_DRAFT,
+    )
+    package.channels = _channels(channel_ids)
+    db.session.add(package)
+    db.session.flush()
+    audit.record("package.created", "package", package.id, actor=actor,
+                 details={"script_revision_id": revision.id, "script_revision_sha256": revision.sha256})
+    return package
+
+
+def _after_change(package: Package, actor, changed: list[str]) -> None:
+    """A change to an approved package voids its approval; a change in review is refused earlier."""
+    if package.status in (PKG_APPROVED,):
+        compliance.void_approvals(package, actor, "changed after approval: " + ", ".join(changed))
+        states.transition_package(package, PKG_DRAFT, actor, "changed after approval", {"fields": changed})
+    elif package.status == PKG_EXPIRED:
+        states.transition_package(package, PKG_DRAFT, actor, "edited after expiry", {"fields": changed})
+    package.updated_at = utcnow()
+    db.session.flush()
+    audit.record("package.edited", "package", package.id, actor=actor, details={"fields": changed})
+
+
+def _require_editable(package: Package, actor) -> None:
+    _require_author(package, actor)
+    if package.status == PKG_SUBMITTED:
+        raise Conflict(_("The package is waiting for review. Recall it before editing."), code="in_review")
+    if package.status not in (PKG_DRAFT, PKG_CHANGES_REQUESTED, PKG_APPROVED, PKG_EXPIRED):
+        raise Conflict(_("A %(status)s package cannot be edited.", status=package.status), code="not_editable")
+
+
+def update_package(package: Package, actor, *, title=None, caption=None, hashtags=None, channel_ids=None,
+                   subtitles=None, clear_subtitles=False, cover_time_s=None, title_card=None) -> Package:
+    """Change package fields; any change to an approved package voids the approval."""
+    _require_editable(package, actor)
+    updates: dict = {}
+    if title is not None:
+        updates["title"] = _clean_text(title, "title", TITLE_MAX, required=True)
+    if caption is not None:
+        updates["caption"] = _clean_text(caption, "caption", CAPTION_MAX)
+    if hashtags is not None:
+        updates["hashtags"] = parse_hashtags(hashtags)
+    if subtitles is not None or clear_subtitles:
+        text, digest = validate_srt(None if clear_subtitles else subtitles)
+        updates["subtitles_srt"], updates["subtitles_sha256"] = text, digest
+    if cover_time_s is not None:
+        if not 0 <= float(cover_time_s) <= 3600:
+            raise ValidationError(_("The cover time must be within the video."), fields={"cover_time_s": _("invalid")})
+        updates["cover_time_s"] = float(cover_time_s)
+    if title_card is not None:
+        updates["title_card"] = bool(title_card)
+    changed = [k for k, v in updates.items() if getattr(package, k) != v]
+    new_channels = None
+    if channel_ids is not None:
+        new_channels = _channels(channel_ids)
+        if sorted(c.id for c in new_channels) != sorted(c.id for c in package.channels):
+            changed.append("channels")
+    if not changed:
+        return package
+    for key, value in updates.items():
+        setattr(package, key, value)
+    if new_channels is not None:
+        package.channels = new_channels
+    _after_change(package, actor, changed)
+    return package
+
+
+def set_rendition(package: Package, rendition, actor) -> Package:
+    """Offer a finished rendition for review (a new rendition voids an approval of the old one)."""
+    if not rendition.is_ready or rendition.package_id != package.id:
+        raise Conflict(_("This rendition is not finished."), code="rendition_not_ready")
+    if package.rendition_id == rendition.id:
+        return package
+    if package.status == PKG_SUBMITTED:
+        supersede_and_recall(package, actor, "a new rendition replaced the one under review")
+    package.rendition_id = rendition.id
+    db.session.flush()
+    _after_change(package, actor, ["rendition"])
+    return package
+
+
+def supersede_and_recall(package: Package, actor, reason: str) -> None:
+    """Take a submitted package back to draft and close its open review."""
+    compliance.supersede_open_reviews(package, actor, reason)
+    states.transition_package(package, PKG_DRAFT, actor, reason)
+
+
+def subtitle_lines_not_in_script(package: Package) -> list[dict]:
+    """Subtitle cues whose text is not in the approved script (flagged for the reviewer)."""
+    from advisor_studio.video.srt import SubtitleError, parse_srt
+
+    if not package.subtitles_srt:
+        return []
+    try:
+        cues = parse_srt(package.subtitles_srt)
+    except SubtitleError:
+        return []
+    script_text = normalize_phrase(package.script_revision.body)
+    flagged = []
+    for number, cue in enumerate(cues, start=1):
+        key = normalize_phrase(cue.text)
+        if key and key not in script_text:
+            flagged.append({"cue": number, "start": cue.start_s, "end": cue.end_s, "text": cue.text,
+                            "line": cue.line_no})
+    return flagged
+
+
+def submit_package(package: Package, actor) -> Package:
+    """Pre-check the package and queue it for final approval (or renewal after expiry)."""
+    _require_author(package, actor)
+    if package.status not in (PKG_DRAFT, PKG_CHANGES_REQUESTED, PKG_EXPIRED):
+        raise Conflict(_("Only a draft, returned or expired package can be submitted."), code="not_submittable")
+    if not script_is_preapproved(package.script_revision):
+        raise Conflict(_("The script revision of this package is no longer pre-approved."),
+                       code="script_not_preapproved")
+    if package.rendition is None or not package.rendition.is_ready:
+        raise Conflict(_("Upload a video and wait for the rendition to finish before submitting."),
+                       code="no_rendition")
+    if not package.channels:
+        raise ValidationError(_("Choose at least one MCN channel."), fields={"channels": _("required")})
+    report = compliance.scan_fields(compliance.package_fields(package),
+                                    platforms=compliance.package_platforms(package), advisor=package.author)
+    report["subtitle_lines"] = subtitle_lines_not_in_script(package)
+    if report["blocking"]:
+        raise BlockingFindings(_("The pre-check found blocking problems. Fix them before submitting."), report)
+    scan = compliance.record_scan("package", package.id, report)
+    manifest = compliance.package_manifest(package, report["lexicon_version"])
+    states.transition_package(package, PKG_SUBMITTED, actor, "",
+                              {"manifest_sha256": compliance.manifest_hash(manifest), "scan_id": scan.id})
+    compliance.open_review(stage=STAGE_PACKAGE, script=package.script, revision=package.script_revision,
+                           package=package, author=actor, manifest=manifest, scan=scan, priority=package.priority)
+    return package
+
+
+def recall_package(package: Package, actor) -> Package:
+    """The author takes a submitted package back to draft."""
+    _require_author(package, actor)
+    supersede_and_recall(package, actor, "recalled by the author")
+    return package
+
+
+def archive_package(package: Package, actor, reason: str = "") -> Package:
+    """Archive a package that is not live (nothing is deleted)."""
+    _require_author(package, actor)
+    states.transition_package(package, PKG_ARCHIVED, actor, reason)
+    return package
+

@@ -1,0 +1,109 @@
+"""The two state machines of reviewed content: scripts (pre-approval) and packages (final).
+
+No other code assigns ``status``: every change goes through ``transition_script`` or
+``transition_package``, which check the table below and write the audit entry.
+"""
+
+from __future__ import annotations
+
+from flask_babel import gettext as _
+
+from advisor_studio import audit
+from advisor_studio.dbtypes import utcnow
+from advisor_studio.errors import Conflict
+from advisor_studio.extensions import db
+from advisor_studio.studio.models import (
+    PKG_APPROVED,
+    PKG_ARCHIVED,
+    PKG_CHANGES_REQUESTED,
+    PKG_DRAFT,
+    PKG_EXPIRED,
+    PKG_REJECTED,
+    PKG_SUBMITTED,
+    PKG_WITHDRAWN,
+    SCRIPT_APPROVED,
+    SCRIPT_ARCHIVED,
+    SCRIPT_CHANGES_REQUESTED,
+    SCRIPT_DRAFT,
+    SCRIPT_REJECTED,
+    SCRIPT_SUBMITTED,
+    Package,
+    Script,
+)
+
+# from-status -> {to-status: audit action}
+SCRIPT_TRANSITIONS: dict[str, dict[str, str]] = {
+    SCRIPT_DRAFT: {SCRIPT_SUBMITTED: "script.submitted", SCRIPT_ARCHIVED: "script.archived"},
+    SCRIPT_SUBMITTED: {
+        SCRIPT_APPROVED: "script.approved",
+        SCRIPT_CHANGES_REQUESTED: "script.changes_requested",
+        SCRIPT_REJECTED: "script.rejected",
+        SCRIPT_DRAFT: "script.recalled",
+    },
+    SCRIPT_CHANGES_REQUESTED: {
+        SCRIPT_SUBMITTED: "script.resubmitted",
+        SCRIPT_DRAFT: "script.reopened",
+        SCRIPT_ARCHIVED: "script.archived",
+    },
+    # Editing an approved script starts a new draft; the approved revision stays approved.
+    SCRIPT_APPROVED: {SCRIPT_DRAFT: "script.reopened", SCRIPT_ARCHIVED: "script.archived"},
+    SCRIPT_REJECTED: {SCRIPT_ARCHIVED: "script.archived"},
+    SCRIPT_ARCHIVED: {},
+}
+
+PACKAGE_TRANSITIONS: dict[str, dict[str, str]] = {
+    PKG_DRAFT: {PKG_SUBMITTED: "package.submitted", PKG_ARCHIVED: "package.archived"},
+    PKG_SUBMITTED: {
+        PKG_APPROVED: "package.approved",
+        PKG_CHANGES_REQUESTED: "package.changes_requested",
+        PKG_REJECTED: "package.rejected",
+        PKG_DRAFT: "package.recalled",
+    },
+    PKG_CHANGES_REQUESTED: {
+        PKG_SUBMITTED: "package.resubmitted",
+        PKG_DRAFT: "package.reopened",
+        PKG_ARCHIVED: "package.archived",
+    },
+    PKG_APPROVED: {
+        PKG_WITHDRAWN: "package.withdrawn",
+        PKG_EXPIRED: "package.expired",
+        PKG_DRAFT: "package.approval_voided",  # anything in the approved manifest changed
+    },
+    PKG_EXPIRED: {
+        PKG_SUBMITTED: "package.renewal_submitted",
+        PKG_WITHDRAWN: "package.withdrawn",
+        PKG_DRAFT: "package.reopened",
+        PKG_ARCHIVED: "package.archived",
+    },
+    PKG_REJECTED: {PKG_ARCHIVED: "package.archived"},
+    PKG_WITHDRAWN: {},
+    PKG_ARCHIVED: {},
+}
+
+
+def _transition(obj, object_type: str, table: dict[str, dict[str, str]], to: str, actor, reason: str,
+                details: dict | None) -> str:
+    allowed = table.get(obj.status, {})
+    if to not in allowed:
+        raise Conflict(
+            _("This %(kind)s cannot go from %(old)s to %(new)s.", kind=object_type, old=obj.status, new=to),
+            code="transition_refused",
+        )
+    action = allowed[to]
+    old = obj.status
+    obj.status = to
+    obj.updated_at = utcnow()
+    db.session.flush()
+    audit.record(action, object_type, obj.id, actor=actor,
+                 details={"from": old, "to": to, "reason": (reason or "")[:2000], **(details or {})})
+    return action
+
+
+def transition_script(script: Script, to: str, actor, reason: str = "", details: dict | None = None) -> str:
+    """Move a script to ``to`` if the table allows it; write the audit entry."""
+    return _transition(script, "script", SCRIPT_TRANSITIONS, to, actor, reason, details)
+
+
+def transition_package(package: Package, to: str, actor, reason: str = "", details: dict | None = None) -> str:
+    """Move a package to ``to`` if the table allows it; write the audit entry."""
+    return _transition(package, "package", PACKAGE_TRANSITIONS, to, actor, reason, details)
