@@ -144,8 +144,13 @@ def create_app(config=None) -> Flask:
     from advisor_studio.accounts.routes import bp as accounts_bp
     from advisor_studio.core.routes import bp as core_bp
 
+    from advisor_studio.compliance.routes import bp as compliance_bp
+    from advisor_studio.studio.routes import bp as studio_bp
+
     app.register_blueprint(core_bp)
     app.register_blueprint(accounts_bp)
+    app.register_blueprint(studio_bp)
+    app.register_blueprint(compliance_bp)
 
     _import_models()
     from advisor_studio import cli

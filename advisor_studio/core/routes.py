@@ -40,7 +40,11 @@ def home():
         counts["active_users"] = db.session.scalar(
             sa.select(sa.func.count()).select_from(User).where(User.active.is_(True))
         )
-    return render_template("core/home.html", counts=counts)
+    from advisor_studio.compliance.dashboard import landing_data as compliance_landing
+    from advisor_studio.studio.dashboard import landing_data as studio_landing
+
+    return render_template("core/home.html", counts=counts, studio=studio_landing(current_user),
+                           compliance=compliance_landing(current_user))
 
 
 @bp.route("/language/<code>", methods=["POST"])
