@@ -146,16 +146,21 @@ def create_app(config=None) -> Flask:
 
     from advisor_studio.compliance.routes import bp as compliance_bp
     from advisor_studio.studio.routes import bp as studio_bp
+    from advisor_studio.video.routes import bp as video_bp
 
     app.register_blueprint(core_bp)
     app.register_blueprint(accounts_bp)
     app.register_blueprint(studio_bp)
     app.register_blueprint(compliance_bp)
+    app.register_blueprint(video_bp)
 
     _import_models()
     from advisor_studio import cli
 
     cli.init_app(app)
+    from advisor_studio.distribution.cli import partners_cli
+
+    app.cli.add_command(partners_cli)
 
     @app.context_processor
     def inject_globals():
@@ -178,6 +183,7 @@ def _import_models() -> None:
     from advisor_studio.distribution import models as distribution_models  # noqa: F401
     from advisor_studio.studio import models as studio_models  # noqa: F401
     from advisor_studio.video import models as video_models  # noqa: F401
+    from advisor_studio.video import tasks as video_tasks  # noqa: F401
 
 
 def _navigation(user) -> list[dict]:
