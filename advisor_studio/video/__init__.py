@@ -1,0 +1,1 @@
+"""Video layer: probe uploads and render platform-ready, disclosure-burned masters with ffmpeg."""

@@ -1,0 +1,147 @@
+"""SRT parsing: tolerant of common real-world variations, precise (line numbers) about real errors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from advisor_studio.video.srt import SubtitleError, parse_srt, parse_srt_file, timeline_segments
+
+BASIC = (
+    "1\n00:00:01,000 --> 00:00:02,500\n<i>大家好</i>，我是张三。\n\n"
+    "2\n00:00:03,000 --> 00:00:04,000\n{\\an8}second line\nwith two rows\n"
+)
+
+
+def error(text, **kwargs) -> SubtitleError:
+    with pytest.raises(SubtitleError) as exc:
+        parse_srt(text, **kwargs)
+    return exc.value
+
+
+def test_parses_cues_with_times_and_plain_text():
+    cues = parse_srt(BASIC)
+    assert [(c.start_s, c.end_s, c.text) for c in cues] == [
+        (1.0, 2.5, "大家好，我是张三。"),
+        (3.0, 4.0, "second line\nwith two rows"),
+    ]
+    assert [c.line_no for c in cues] == [2, 6]
+
+
+def test_accepts_bom_crlf_and_bytes():
+    data = ("\ufeff" + BASIC).replace("\n", "\r\n").encode("utf-8")
+    assert len(parse_srt(data)) == 2
+
+
+def test_accepts_gb18030_encoded_chinese_subtitles():
+    data = "1\n00:00:00,000 --> 00:00:01,000\n投资有风险\n".encode("gb18030")
+    assert parse_srt(data)[0].text == "投资有风险"
+
+
+def test_tolerates_missing_numbers_dot_separator_and_missing_blank_line():
+    text = "00:00:00.5 --> 00:00:01.000\nfirst\n2\n00:00:01,000 --> 00:00:02,000\nsecond\n"
+    cues = parse_srt(text)
+    assert [(c.start_s, c.text) for c in cues] == [(0.5, "first"), (1.0, "second")]
+
+
+def test_sorts_cues_that_are_out_of_order():
+    text = "1\n00:00:05,000 --> 00:00:06,000\nlate\n\n2\n00:00:01,000 --> 00:00:02,000\nearly\n"
+    assert [c.text for c in parse_srt(text)] == ["early", "late"]
+
+
+def test_drops_cues_without_text():
+    text = "1\n00:00:01,000 --> 00:00:02,000\n\n2\n00:00:03,000 --> 00:00:04,000\nkept\n"
+    assert [c.text for c in parse_srt(text)] == ["kept"]
+
+
+def test_malformed_timecode_is_reported_with_its_line_number():
+    err = error("1\n00:00:01,000 --> 00:00:02,000\nok\n\n2\n00:00:0x,000 --> 00:00:04,000\nbad\n")
+    assert err.reason_code == "bad_timecode" and err.line_no == 6
+    assert "line 6" in str(err)
+
+
+def test_out_of_range_minutes_are_reported_with_their_line_number():
+    err = error("1\n00:61:00,000 --> 00:62:00,000\nbad\n")
+    assert (err.reason_code, err.line_no) == ("bad_timecode", 2)
+
+
+def test_cue_ending_before_it_starts_is_reported():
+    err = error("\n\n1\n00:00:05,000 --> 00:00:04,000\nbackwards\n")
+    assert (err.reason_code, err.line_no) == ("bad_timecode", 4)
+
+
+def test_stray_text_and_number_without_timing_are_reported():
+    assert error("hello there\n").line_no == 1
+    err = error("1\n00:00:01,000 --> 00:00:02,000\nok\n\n7\nno timing here\n")
+    assert (err.reason_code, err.line_no) == ("bad_structure", 6)
+
+
+def test_overlapping_cues_are_stacked_on_screen_by_default():
+    text = "1\n00:00:00,000 --> 00:00:02,000\nA\n\n2\n00:00:01,000 --> 00:00:03,000\nB\n"
+    segs = timeline_segments(parse_srt(text))
+    assert [(s.start_s, s.end_s, s.lines) for s in segs] == [
+        (0.0, 1.0, ("A",)),
+        (1.0, 2.0, ("A", "B")),
+        (2.0, 3.0, ("B",)),
+    ]
+
+
+def test_overlapping_cues_can_be_refused_with_the_line_number_of_the_second_cue():
+    text = "1\n00:00:00,000 --> 00:00:02,000\nA\n\n2\n00:00:01,000 --> 00:00:03,000\nB\n"
+    err = error(text, overlap="error")
+    assert (err.reason_code, err.line_no) == ("overlap", 6)
+
+
+def test_timeline_is_clipped_to_the_video_and_merges_nothing_across_gaps():
+    text = (
+        "1\n00:00:00,000 --> 00:00:01,000\nA\n\n2\n00:00:01,000 --> 00:00:02,000\nA\n\n"
+        "3\n00:00:01,500 --> 00:00:09,000\nC\n\n4\n00:00:10,000 --> 00:00:11,000\nafter the end\n"
+    )
+    segs = timeline_segments(parse_srt(text), duration_s=3.0)
+    assert [(s.start_s, s.end_s, s.lines) for s in segs] == [
+        (0.0, 1.5, ("A",)),
+        (1.5, 2.0, ("A", "C")),
+        (2.0, 3.0, ("C",)),
+    ]
+
+
+def test_overlong_cue_text_is_refused_with_its_line_number():
+    err = error("1\n00:00:00,000 --> 00:00:01,000\n" + "字" * 500 + "\n")
+    assert (err.reason_code, err.line_no) == ("cue_too_long", 2)
+
+
+def _tc(seconds: int, ms: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d},{ms:03d}"
+
+
+def _big_srt(n_cues: int) -> str:
+    out = []
+    for i in range(n_cues):
+        out.append(f"{i + 1}\n{_tc(i * 2, 0)} --> {_tc(i * 2 + 1, 500)}\n第{i + 1}句字幕\n")
+    return "\n".join(out)
+
+
+def test_ten_thousand_line_file_parses_quickly_and_completely():
+    text = _big_srt(2500)  # 4 lines per cue
+    assert text.count("\n") >= 9999
+    t0 = time.perf_counter()
+    cues = parse_srt(text)
+    segs = timeline_segments(cues)
+    elapsed = time.perf_counter() - t0
+    assert len(cues) == 2500 and len(segs) == 2500
+    assert elapsed < 1.0
+
+
+def test_error_deep_in_a_ten_thousand_line_file_points_at_the_right_line():
+    lines = _big_srt(2500).split("\n")
+    assert "-->" in lines[9997]
+    lines[9997] = "01:23:20,000 -> 01:23:21,000"
+    err = error("\n".join(lines))
+    assert err.line_no == 9998
+
+
+def test_parse_srt_file_reads_from_disk(tmp_path):
+    f = tmp_path / "a.srt"
+    f.write_bytes(BASIC.encode("utf-8"))
+    assert len(parse_srt_file(str(f))) == 2
