@@ -67,6 +67,12 @@ class Config:
         self.MAX_UPLOAD_MB = _env_int("MAX_UPLOAD_MB", 2048)
         # Werkzeug answers 413 before reading a body larger than this.
         self.MAX_CONTENT_LENGTH = self.MAX_UPLOAD_MB * 1024 * 1024
+        self.MAX_VIDEO_SECONDS = _env_int("MAX_VIDEO_SECONDS", 900)
+        self.RENDER_PRESET = _env("RENDER_PRESET", "veryfast")
+        self.FIRM_WATERMARK = _env("FIRM_WATERMARK", "Advisor Studio")
+        self.REVIEW_CLAIM_MINUTES = _env_int("REVIEW_CLAIM_MINUTES", 30)
+        self.REVIEW_SLA_HOURS = {"script": _env_int("REVIEW_SLA_HOURS_SCRIPT", 24),
+                                 "package": _env_int("REVIEW_SLA_HOURS_PACKAGE", 48)}
         self.RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
         self.LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", self.DEFAULT_LOGIN_RATE_LIMIT)
 

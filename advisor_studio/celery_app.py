@@ -43,7 +43,7 @@ def celery_init_app(app: Flask) -> Celery:
         transport_options = _filesystem_broker_options(app.instance_path)
     elif broker.startswith(("redis://", "rediss://")):
         # Longer than the longest allowed task, so a slow render is not redelivered mid-way.
-        transport_options = {"visibility_timeout": app.config.get("CELERY_VISIBILITY_TIMEOUT", 7200)}
+        transport_options = {"visibility_timeout": app.config.get("CELERY_VISIBILITY_TIMEOUT", 4 * 3600)}
 
     celery = Celery(app.name, task_cls=FlaskTask)
     celery.conf.update(

@@ -331,7 +331,23 @@ def update_package(package: Package, actor, *, title=None, caption=None, hashtag
     if new_channels is not None:
         package.channels = new_channels
     _after_change(package, actor, changed)
+    if set(changed) & RENDER_FIELDS:
+        _rerender(package, actor)
     return package
+
+
+# Package fields that are burned into the rendition (or its cover): changing one makes a new rendition.
+RENDER_FIELDS = {"subtitles_srt", "cover_time_s", "title_card", "title"}
+
+
+def _rerender(package: Package, actor) -> None:
+    from advisor_studio.video import services as video
+    from advisor_studio.video.models import SourceVideo
+
+    source = db.session.scalars(sa.select(SourceVideo).where(SourceVideo.package_id == package.id)
+                                .order_by(SourceVideo.id.desc())).first()
+    if source is not None:
+        video.request_render(package, source, actor)
 
 
 def set_rendition(package: Package, rendition, actor) -> Package:

@@ -62,9 +62,22 @@ class Rendition(db.Model):
     finished_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
 
     source: so.Mapped[SourceVideo] = so.relationship()
+    package = so.relationship("Package", foreign_keys=[package_id])
 
     __table_args__ = (sa.CheckConstraint(sa.column("status").in_(RENDER_STATUSES), name="status_known"),)
 
     @property
     def is_ready(self) -> bool:
         return self.status == RENDER_READY and bool(self.storage_key and self.sha256)
+
+
+class DisclaimerTemplate(db.Model):
+    """The risk-disclosure text burned into every rendition; owned and versioned by compliance."""
+
+    __tablename__ = "disclaimer_templates"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    version: so.Mapped[int] = so.mapped_column(unique=True)
+    text: so.Mapped[str] = so.mapped_column(sa.String(200))
+    created_by_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id"))
+    created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
