@@ -1,7 +1,513 @@
-"""Pages of the studio feature."""
+"""Pages of the studio feature: the advisor's scripts, revisions, packages and overview.
+
+Views are thin: parse the form, load with ``db.get_or_404``, ``require`` a predicate, call the
+service, commit once, redirect. A failed action re-renders its page with the error and the
+status of the domain error (nothing is committed).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from werkzeug.exceptions import RequestEntityTooLarge
+from wtforms import SelectChoice
 
-bp = Blueprint("studio", __name__)
+from advisor_studio.access import require, roles_required
+from advisor_studio.compliance import services as compliance
+from advisor_studio.distribution.models import PLATFORMS, Channel, Partner
+from advisor_studio.errors import DomainError, error_response
+from advisor_studio.extensions import db
+from advisor_studio.studio import dashboard, services, states
+from advisor_studio.studio.forms import PLATFORM_LABELS, ActionForm, ArchiveForm, PackageForm, ScriptForm
+from advisor_studio.studio.models import (
+    BODY_MAX,
+    CAPTION_MAX,
+    PACKAGE_STATUSES,
+    PKG_APPROVED,
+    PKG_CHANGES_REQUESTED,
+    PKG_DRAFT,
+    PKG_EXPIRED,
+    SCRIPT_APPROVED,
+    SCRIPT_CHANGES_REQUESTED,
+    SCRIPT_DRAFT,
+    SCRIPT_STATUSES,
+    Package,
+    Script,
+)
+from advisor_studio.studio.permissions import (
+    can_edit_package,
+    can_edit_script,
+    can_view_package,
+    can_view_script,
+    can_write_scripts,
+)
+from advisor_studio.studio.textdiff import diff_counts, mark_findings, side_by_side
+
+bp = Blueprint("studio", __name__, url_prefix="/studio")
+
+SCRIPT_EDITABLE = (SCRIPT_DRAFT, SCRIPT_CHANGES_REQUESTED, SCRIPT_APPROVED)
+PACKAGE_EDITABLE = (PKG_DRAFT, PKG_CHANGES_REQUESTED, PKG_APPROVED, PKG_EXPIRED)
+DIFF_FIELDS = ("title", "body", "caption", "hashtags")
+
+
+def platform_names(platforms) -> str:
+    """Display names of platform codes, in the order of PLATFORMS."""
+    return ", ".join(str(PLATFORM_LABELS[p]) for p in PLATFORMS if p in (platforms or []))
+
+
+@bp.context_processor
+def studio_helpers():
+    return {"mark_findings": mark_findings, "platform_names": platform_names}
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def form_too_large(err):
+    """A text field beyond the form memory limit is bad input (400), not an oversized upload."""
+    db.session.rollback()
+    if (request.content_length or 0) > (current_app.config.get("MAX_CONTENT_LENGTH") or float("inf")):
+        return error_response(413)
+    return error_response(400, _("The text you sent is far too long: a script may have at most %(body)d "
+                                 "characters and a caption %(caption)d. Nothing was saved.",
+                                 body=BODY_MAX, caption=CAPTION_MAX), "too_large")
+
+
+def _page_number() -> int:
+    return max(request.args.get("page", 1, type=int) or 1, 1)
+
+
+def _per_page() -> int:
+    return current_app.config["PAGE_SIZE"]
+
+
+def _status(default: int = 200) -> int:
+    return 400 if request.method == "POST" else default
+
+
+def _field_errors(err: DomainError, form) -> None:
+    for name, why in err.fields.items():
+        if form is not None and name in form:
+            form[name].errors = list(form[name].errors) + [why]
+
+
+# --- overview and lists --------------------------------------------------------------------------
+
+
+@bp.route("/")
+@roles_required("advisor")
+def my_content():
+    q = (request.args.get("q") or "").strip()[:100]
+    kind = request.args.get("kind") if request.args.get("kind") in ("script", "package") else ""
+    state = request.args.get("state") if request.args.get("state") in dashboard.STATE_GROUPS else ""
+    page = dashboard.content_overview(current_user, q=q, kind=kind, state=state, page=_page_number(),
+                                      per_page=_per_page())
+    return render_template("studio/my_content.html", page=page, q=q, kind=kind, state=state)
+
+
+@bp.route("/scripts")
+@roles_required("advisor")
+def scripts():
+    q = (request.args.get("q") or "").strip()[:100]
+    status = request.args.get("status") if request.args.get("status") in SCRIPT_STATUSES else ""
+    stmt = (sa.select(Script).where(Script.author_id == current_user.id)
+            .options(so.lazyload(Script.author), so.selectinload(Script.latest_revision))
+            .order_by(Script.updated_at.desc(), Script.id.desc()))
+    if q:
+        like = f"%{q.lower()}%"
+        stmt = stmt.where(sa.or_(sa.func.lower(Script.title).like(like), sa.func.lower(Script.caption).like(like)))
+    if status:
+        stmt = stmt.where(Script.status == status)
+    page = db.paginate(stmt, page=_page_number(), per_page=_per_page(), error_out=False)
+    return render_template("studio/scripts.html", page=page, q=q, status=status, statuses=SCRIPT_STATUSES)
+
+
+@bp.route("/packages")
+@roles_required("advisor")
+def packages():
+    q = (request.args.get("q") or "").strip()[:100]
+    status = request.args.get("status") if request.args.get("status") in PACKAGE_STATUSES else ""
+    stmt = (sa.select(Package).where(Package.author_id == current_user.id)
+            .options(so.lazyload(Package.author), so.selectinload(Package.rendition),
+                     so.selectinload(Package.channels))
+            .order_by(Package.updated_at.desc(), Package.id.desc()))
+    if q:
+        stmt = stmt.where(sa.func.lower(Package.title).like(f"%{q.lower()}%"))
+    if status:
+        stmt = stmt.where(Package.status == status)
+    page = db.paginate(stmt, page=_page_number(), per_page=_per_page(), error_out=False)
+    return render_template("studio/packages.html", page=page, q=q, status=status, statuses=PACKAGE_STATUSES,
+                           extras=dashboard.package_list_extras(page.items))
+
+
+# --- scripts -------------------------------------------------------------------------------------
+
+
+def _script_values(form: ScriptForm) -> dict:
+    return {"title": form.title.data, "body": form.body.data, "caption": form.caption.data,
+            "hashtags": form.hashtags.data, "platforms": form.platforms.data}
+
+
+def _fill_script_form(form: ScriptForm, script: Script) -> None:
+    form.title.data, form.body.data, form.caption.data = script.title, script.body, script.caption
+    form.hashtags.data = " ".join(f"#{t}" for t in script.hashtags or [])
+    form.platforms.data = list(script.platforms or [])
+
+
+def _script_page(script: Script, form: ScriptForm, *, report=None, report_texts=None, report_kind=None,
+                 error: DomainError | None = None, archive_form=None, status: int = 200):
+    revision = script.latest_revision
+    if report is None and revision is not None and revision.scan is not None:
+        # Without a fresh pre-check, show what the scan of the newest submission found.
+        report, report_texts, report_kind = revision.scan.findings, services.script_fields(revision), "revision"
+    editable = can_edit_script(current_user, script) and script.status in SCRIPT_EDITABLE
+    packages_made = list(db.session.scalars(
+        sa.select(Package).where(Package.script_id == script.id).order_by(Package.created_at.desc())))
+    return render_template(
+        "studio/script.html", script=script, form=form, editable=editable,
+        can_edit=can_edit_script(current_user, script), report=report, report_texts=report_texts,
+        report_kind=report_kind, error=error, action_form=ActionForm(), archive_form=archive_form or ArchiveForm(),
+        reviews=dashboard.reviews_of(script=script), threads=dashboard.threads, packages_made=packages_made,
+        archivable="archived" in states.SCRIPT_TRANSITIONS.get(script.status, {}),
+    ), status
+
+
+@bp.route("/scripts/new", methods=["GET", "POST"])
+@roles_required("advisor")
+def script_new():
+    require(can_write_scripts(current_user))
+    form = ScriptForm()
+    if form.validate_on_submit():
+        try:
+            script = services.create_script(current_user, **_script_values(form))
+        except DomainError as err:
+            db.session.rollback()
+            _field_errors(err, form)
+            return render_template("studio/script_new.html", form=form, error=err), err.status
+        db.session.commit()
+        flash(_("Draft saved."), "success")
+        precheck = request.form.get("action") == "precheck"
+        return redirect(url_for(".script", script_id=script.id, precheck=1 if precheck else None,
+                                _anchor="findings" if precheck else None))
+    return render_template("studio/script_new.html", form=form, error=None), _status()
+
+
+@bp.route("/scripts/<int:script_id>", methods=["GET", "POST"])
+@roles_required("advisor", "compliance", "admin")
+def script(script_id: int):
+    script = db.get_or_404(Script, script_id)
+    require(can_view_script(current_user, script))
+    if request.method == "POST":
+        require(can_edit_script(current_user, script))
+    form = ScriptForm()
+    if request.method == "GET":
+        _fill_script_form(form, script)
+        if request.args.get("precheck") and can_edit_script(current_user, script):
+            return _script_page(script, form, report=services.precheck_script(script),
+                                report_texts=services.script_fields(script), report_kind="draft")
+        return _script_page(script, form)
+    if not form.validate_on_submit():
+        return _script_page(script, form, status=400)
+    try:
+        services.update_script(script, current_user, **_script_values(form))
+    except DomainError as err:
+        db.session.rollback()
+        _field_errors(err, form)
+        return _script_page(script, form, error=err, status=err.status)
+    db.session.commit()
+    flash(_("Draft saved."), "success")
+    return redirect(url_for(".script", script_id=script.id))
+
+
+@bp.route("/scripts/<int:script_id>/precheck", methods=["POST"])
+@roles_required("advisor")
+def script_precheck(script_id: int):
+    """Save the editor's text, then show the pre-check of it (GET ?precheck=1 runs the scan)."""
+    script = db.get_or_404(Script, script_id)
+    require(can_edit_script(current_user, script))
+    form = ScriptForm()
+    if not form.validate_on_submit():
+        return _script_page(script, form, status=400)
+    try:
+        services.update_script(script, current_user, **_script_values(form))
+    except DomainError as err:
+        db.session.rollback()
+        _field_errors(err, form)
+        return _script_page(script, form, error=err, status=err.status)
+    db.session.commit()
+    return redirect(url_for(".script", script_id=script.id, precheck=1, _anchor="findings"))
+
+
+@bp.route("/scripts/<int:script_id>/submit", methods=["POST"])
+@roles_required("advisor")
+def script_submit(script_id: int):
+    """Save the editor's text and submit it; blocking findings refuse both (nothing is stored)."""
+    script = db.get_or_404(Script, script_id)
+    require(can_edit_script(current_user, script))
+    form = ScriptForm()
+    if not form.validate_on_submit():
+        return _script_page(script, form, status=400)
+    try:
+        services.update_script(script, current_user, **_script_values(form))
+        revision = services.submit_script(script, current_user)
+    except services.BlockingFindings as err:
+        texts = services.script_fields(script)  # the texts the findings point into, before rollback
+        db.session.rollback()
+        return _script_page(script, form, report=err.report, report_texts=texts, report_kind="draft", error=err,
+                            status=err.status)
+    except DomainError as err:
+        db.session.rollback()
+        _field_errors(err, form)
+        return _script_page(script, form, error=err, status=err.status)
+    db.session.commit()
+    flash(_("Revision %(n)d submitted for compliance pre-approval.", n=revision.number), "success")
+    return redirect(url_for(".script", script_id=script.id))
+
+
+@bp.route("/scripts/<int:script_id>/recall", methods=["POST"])
+@roles_required("advisor")
+def script_recall(script_id: int):
+    script = db.get_or_404(Script, script_id)
+    require(can_edit_script(current_user, script))
+    form = ActionForm()
+    if form.validate_on_submit():
+        try:
+            services.recall_script(script, current_user)
+        except DomainError as err:
+            db.session.rollback()
+            return _script_edit_error(script, err)
+        db.session.commit()
+        flash(_("The script is back in draft; its review was closed."), "success")
+    return redirect(url_for(".script", script_id=script.id))
+
+
+@bp.route("/scripts/<int:script_id>/archive", methods=["POST"])
+@roles_required("advisor")
+def script_archive(script_id: int):
+    script = db.get_or_404(Script, script_id)
+    require(can_edit_script(current_user, script))
+    archive_form = ArchiveForm()
+    if not archive_form.validate_on_submit():
+        form = ScriptForm()
+        _fill_script_form(form, script)
+        return _script_page(script, form, archive_form=archive_form, status=400)
+    try:
+        services.archive_script(script, current_user, archive_form.reason.data or "")
+    except DomainError as err:
+        db.session.rollback()
+        return _script_edit_error(script, err)
+    db.session.commit()
+    flash(_("Script archived."), "success")
+    return redirect(url_for(".script", script_id=script.id))
+
+
+def _script_edit_error(script: Script, err: DomainError):
+    form = ScriptForm()
+    _fill_script_form(form, script)
+    return _script_page(script, form, error=err, status=err.status)
+
+
+@bp.route("/scripts/<int:script_id>/revisions")
+@roles_required("advisor", "compliance", "admin")
+def script_revisions(script_id: int):
+    script = db.get_or_404(Script, script_id)
+    require(can_view_script(current_user, script))
+    outcomes: dict[int, object] = {}
+    for review in reversed(dashboard.reviews_of(script=script)):  # oldest first: the newest review wins
+        outcomes[review.script_revision_id] = review
+    revisions = sorted(script.revisions, key=lambda r: r.number, reverse=True)
+    return render_template("studio/revisions.html", script=script, revisions=revisions, outcomes=outcomes)
+
+
+@bp.route("/scripts/<int:script_id>/diff")
+@roles_required("advisor", "compliance", "admin")
+def script_diff(script_id: int):
+    script = db.get_or_404(Script, script_id)
+    require(can_view_script(current_user, script))
+    revisions = {r.number: r for r in script.revisions}
+    numbers = sorted(revisions)
+    a, b = request.args.get("a", type=int), request.args.get("b", type=int)
+    if len(numbers) < 2 and a is None and b is None:
+        return render_template("studio/diff.html", script=script, numbers=numbers, old=None, new=None, fields=[])
+    b = b if b is not None else numbers[-1]
+    if a is None:
+        earlier = [n for n in numbers if n < b]
+        a = earlier[-1] if earlier else numbers[0]
+    if a not in revisions or b not in revisions:
+        abort(404)
+    old, new = revisions[a], revisions[b]
+    fields = []
+    for name in DIFF_FIELDS:
+        before, after = services.script_fields(old)[name], services.script_fields(new)[name]
+        fields.append({"name": name, "changed": before != after, "rows": side_by_side(before, after),
+                       "counts": diff_counts(before, after)})
+    return render_template("studio/diff.html", script=script, numbers=numbers, old=old, new=new, fields=fields)
+
+
+# --- packages ------------------------------------------------------------------------------------
+
+
+@bp.route("/scripts/<int:script_id>/packages", methods=["POST"])
+@roles_required("advisor")
+def package_create(script_id: int):
+    script = db.get_or_404(Script, script_id)
+    require(can_edit_script(current_user, script))
+    if ActionForm().validate_on_submit():
+        try:
+            package = services.create_package(script, current_user)
+        except DomainError as err:
+            db.session.rollback()
+            return _script_edit_error(script, err)
+        db.session.commit()
+        flash(_("Package created from revision %(n)d. Upload the video and choose the channels.",
+                n=package.script_revision.number), "success")
+        return redirect(url_for(".package", package_id=package.id))
+    return redirect(url_for(".script", script_id=script.id))
+
+
+def _channel_groups() -> list[tuple[Partner, list[Channel]]]:
+    channels = db.session.scalars(
+        sa.select(Channel).join(Partner).where(Channel.active.is_(True), Partner.active.is_(True))
+        .options(so.contains_eager(Channel.partner))
+        .order_by(Partner.name, Channel.platform, Channel.handle))
+    groups: dict[int, tuple[Partner, list[Channel]]] = {}
+    for channel in channels:
+        groups.setdefault(channel.partner_id, (channel.partner, []))[1].append(channel)
+    return list(groups.values())
+
+
+def _package_form(groups) -> PackageForm:
+    form = PackageForm()
+    form.channels.choices = [SelectChoice(c.id, c.label) for _partner, channels in groups for c in channels]
+    return form
+
+
+def _fill_package_form(form: PackageForm, package: Package) -> None:
+    form.title.data, form.caption.data = package.title, package.caption
+    form.hashtags.data = " ".join(f"#{t}" for t in package.hashtags or [])
+    form.channels.data = [c.id for c in package.channels]
+    form.cover_time_s.data = package.cover_time_s
+    form.title_card.data = package.title_card
+
+
+def _package_page(package: Package, form: PackageForm, groups, *, report=None, report_texts=None,
+                  error: DomainError | None = None, archive_form=None, status: int = 200):
+    scan = dashboard.latest_scan("package", package.id)
+    approval = dashboard.latest_approval(package)
+    checklist = {
+        "script": services.script_is_preapproved(package.script_revision),
+        "rendition": package.rendition is not None and package.rendition.is_ready,
+        "channels": bool(package.channels),
+    }
+    if report is None and scan is not None:
+        report, report_texts = scan.findings, compliance.package_fields(package)
+    subtitle_lines = (scan.findings.get("subtitle_lines") if scan is not None else None)
+    return render_template(
+        "studio/package.html", package=package, form=form, channel_groups=groups,
+        editable=can_edit_package(current_user, package) and package.status in PACKAGE_EDITABLE,
+        can_edit=can_edit_package(current_user, package), checklist=checklist, ready=all(checklist.values()),
+        scan=scan, report=report,
+        report_texts=report_texts, subtitle_lines=subtitle_lines,
+        preview_lines=services.subtitle_lines_not_in_script(package) if scan is None else None,
+        approval=approval, approval_live=approval is not None and compliance.live_approval(package) is not None,
+        reviews=dashboard.reviews_of(package=package), threads=dashboard.threads, error=error,
+        action_form=ActionForm(), archive_form=archive_form or ArchiveForm(),
+        archivable="archived" in states.PACKAGE_TRANSITIONS.get(package.status, {}),
+    ), status
+
+
+@bp.route("/packages/<int:package_id>", methods=["GET", "POST"])
+@roles_required("advisor", "compliance", "admin")
+def package(package_id: int):
+    package = db.get_or_404(Package, package_id)
+    require(can_view_package(current_user, package))
+    if request.method == "POST":
+        require(can_edit_package(current_user, package))
+    groups = _channel_groups()
+    form = _package_form(groups)
+    if request.method == "GET":
+        _fill_package_form(form, package)
+        return _package_page(package, form, groups)
+    if not form.validate_on_submit():
+        return _package_page(package, form, groups, status=400)
+    if package.status == PKG_APPROVED and not form.confirm_void.data:
+        form.confirm_void.errors = [_("Confirm that saving voids the approval.")]
+        return _package_page(package, form, groups, status=400)
+    try:
+        services.update_package(
+            package, current_user, title=form.title.data, caption=form.caption.data, hashtags=form.hashtags.data,
+            channel_ids=form.channels.data, subtitles=form.subtitle_bytes(),
+            clear_subtitles=form.remove_subtitles.data, cover_time_s=form.cover_time_s.data,
+            title_card=form.title_card.data)
+    except DomainError as err:
+        db.session.rollback()
+        _field_errors(err, form)
+        return _package_page(package, form, groups, error=err, status=err.status)
+    db.session.commit()
+    flash(_("Package saved."), "success")
+    return redirect(url_for(".package", package_id=package.id))
+
+
+def _package_action_error(package: Package, err: DomainError, **kwargs):
+    groups = _channel_groups()
+    form = _package_form(groups)
+    _fill_package_form(form, package)
+    return _package_page(package, form, groups, error=err, status=err.status, **kwargs)
+
+
+@bp.route("/packages/<int:package_id>/submit", methods=["POST"])
+@roles_required("advisor")
+def package_submit(package_id: int):
+    package = db.get_or_404(Package, package_id)
+    require(can_edit_package(current_user, package))
+    if ActionForm().validate_on_submit():
+        try:
+            services.submit_package(package, current_user)
+        except services.BlockingFindings as err:
+            texts = compliance.package_fields(package)
+            db.session.rollback()
+            return _package_action_error(package, err, report=err.report, report_texts=texts)
+        except DomainError as err:
+            db.session.rollback()
+            return _package_action_error(package, err)
+        db.session.commit()
+        flash(_("Package submitted for final review."), "success")
+    return redirect(url_for(".package", package_id=package.id))
+
+
+@bp.route("/packages/<int:package_id>/recall", methods=["POST"])
+@roles_required("advisor")
+def package_recall(package_id: int):
+    package = db.get_or_404(Package, package_id)
+    require(can_edit_package(current_user, package))
+    if ActionForm().validate_on_submit():
+        try:
+            services.recall_package(package, current_user)
+        except DomainError as err:
+            db.session.rollback()
+            return _package_action_error(package, err)
+        db.session.commit()
+        flash(_("The package is back in draft; its review was closed."), "success")
+    return redirect(url_for(".package", package_id=package.id))
+
+
+@bp.route("/packages/<int:package_id>/archive", methods=["POST"])
+@roles_required("advisor")
+def package_archive(package_id: int):
+    package = db.get_or_404(Package, package_id)
+    require(can_edit_package(current_user, package))
+    archive_form = ArchiveForm()
+    if not archive_form.validate_on_submit():
+        groups = _channel_groups()
+        form = _package_form(groups)
+        _fill_package_form(form, package)
+        return _package_page(package, form, groups, archive_form=archive_form, status=400)
+    try:
+        services.archive_package(package, current_user, archive_form.reason.data or "")
+    except DomainError as err:
+        db.session.rollback()
+        return _package_action_error(package, err)
+    db.session.commit()
+    flash(_("Package archived."), "success")
+    return redirect(url_for(".package", package_id=package.id))
