@@ -1,0 +1,47 @@
+"""Named permission predicates of compliance, used by routes and templates alike."""
+
+from __future__ import annotations
+
+
+def _signed_in(user) -> bool:
+    return bool(user is not None and getattr(user, "is_authenticated", False))
+
+
+def is_officer(user) -> bool:
+    """Compliance officers work the queue, the approved list and the lexicon."""
+    return _signed_in(user) and user.has_role("compliance")
+
+
+def can_work_queue(user) -> bool:
+    """Compliance officers see the review queue."""
+    return is_officer(user)
+
+
+def can_manage_lexicon(user) -> bool:
+    """Compliance officers read and change the lexicon."""
+    return is_officer(user)
+
+
+def can_view_review(user, review) -> bool:
+    """Compliance officers see every review; the author sees the reviews of their own submissions."""
+    return _signed_in(user) and review is not None and (is_officer(user) or review.author_id == user.id)
+
+
+def can_comment(user, review) -> bool:
+    """Officers comment on any review, the author replies on their own."""
+    return can_view_review(user, review)
+
+
+def can_decide(user, review) -> bool:
+    """An officer other than the author (four-eyes) claims, releases and decides a review."""
+    return is_officer(user) and review is not None and review.author_id != user.id
+
+
+def can_view_rendition(user, review) -> bool:
+    """Whoever may see the review may play the rendition under review."""
+    return can_view_review(user, review) and review.package_id is not None
+
+
+def can_withdraw(user, package) -> bool:
+    """Compliance officers withdraw approved packages."""
+    return is_officer(user) and package is not None
