@@ -1,6 +1,10 @@
-"""Flask CLI commands of contract.md: users, audit, seed-demo (later issues add more)."""
+"""Flask CLI commands of contract.md: users, audit, lexicon, seed-demo (later issues add more)."""
 
 from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
 
 import click
 from flask import Flask
@@ -9,11 +13,13 @@ from flask.cli import AppGroup
 from advisor_studio import audit
 from advisor_studio.access import ROLES
 from advisor_studio.accounts import services as account_services
+from advisor_studio.compliance.scanner import PLATFORMS
 from advisor_studio.errors import DomainError
 from advisor_studio.extensions import db
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 audit_cli = AppGroup("audit", help="Inspect the audit trail.")
+lexicon_cli = AppGroup("lexicon", help="Import and try the compliance lexicon.")
 
 # Demo logins printed by seed-demo; fixed so the README can name them.
 DEMO_USERS = [
@@ -61,7 +67,8 @@ def audit_verify():
 
 @click.command("seed-demo")
 def seed_demo():
-    """Idempotent demo data; prints one 'login <role> <email> <password>' line per demo user."""
+    """Idempotent demo data: users of each role, the default lexicon, a partner with channels and an
+    approved, rendered package; prints 'login <role> <email> <password>' lines and a fresh partner key."""
     for spec in DEMO_USERS:
         user = account_services.find_user_by_email(spec["email"])
         if user is None:
@@ -73,13 +80,88 @@ def seed_demo():
             # Keep the printed logins true even if someone changed the demo password.
             account_services.change_password(user, spec["password"], actor="seed-demo")
             account_services.set_active(user, True, actor="seed-demo")
+    from advisor_studio import demo
+    from advisor_studio.compliance import services as compliance
+
+    compliance.ensure_default_lexicon("seed-demo")
+    partner, api_key = demo.ensure_partner()
+    db.session.commit()
+    by_role = {spec["role"]: spec["email"] for spec in DEMO_USERS}
+    demo.ensure_content(by_role["advisor"], by_role["compliance"], partner)
     db.session.commit()
     for spec in DEMO_USERS:
         click.echo(f"login {spec['role']} {spec['email']} {spec['password']}")
+    click.echo(f"partner-api-key {api_key}")
+
+
+@lexicon_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--note", default="", help="Note recorded with the new lexicon version.")
+def lexicon_import(file: Path, note: str):
+    """Merge FILE.csv (phrase,kind,severity,note[,category,platforms,group]) into the lexicon as one version."""
+    from advisor_studio.compliance import services as compliance
+
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        click.echo(f"cannot read {file}: {exc.strerror or exc}", err=True)
+        raise SystemExit(1) from exc
+    try:
+        version, counts = compliance.import_csv(data, actor="cli", note=note or f"import of {file.name}")
+    except DomainError as err:
+        db.session.rollback()
+        click.echo(err.message, err=True)
+        for key, reason in err.fields.items():
+            click.echo(f"{key}: {reason}", err=True)
+        raise SystemExit(1) from err
+    db.session.commit()
+    number = version.number if version is not None else compliance.current_lexicon_version()
+    click.echo(f"added {counts['added']}, updated {counts['updated']}, unchanged {counts['unchanged']}; "
+               f"lexicon version {number}" + ("" if version is not None else " (no change)"))
+
+
+def _read_scan_input(file: str) -> str:
+    """The UTF-8 text of FILE (``-``: stdin); exit 2 when it cannot be read or decoded."""
+    try:
+        raw = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        click.echo(f"cannot read {file}: {exc.strerror or exc}", err=True)
+        raise SystemExit(2) from exc
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        click.echo(f"{'stdin' if file == '-' else file} is not valid UTF-8 (line {line}, byte {exc.start})", err=True)
+        raise SystemExit(2) from exc
+
+
+@lexicon_cli.command("scan")
+@click.argument("file")
+@click.option("--platform", type=click.Choice(sorted(PLATFORMS)), default=None,
+              help="Apply this platform's rules (default: every rule).")
+@click.option("--advisor", "advisor_email", default=None, help="Check the SAC number and name of this advisor.")
+def lexicon_scan(file: str, platform: str | None, advisor_email: str | None):
+    """Scan FILE (- for stdin) as a submission would; print one JSON object with the findings."""
+    from advisor_studio.compliance import services as compliance
+
+    advisor_name = sac_number = None
+    if advisor_email:
+        user = account_services.find_user_by_email(advisor_email)
+        profile = user.advisor_profile if user is not None else None
+        if profile is None:
+            click.echo(f"no advisor with the email {advisor_email}", err=True)
+            raise SystemExit(2)
+        advisor_name, sac_number = profile.real_name, profile.sac_number
+    text = _read_scan_input(file)
+    result, version = compliance.scan_text(text, platforms=[platform] if platform else [],
+                                           advisor_name=advisor_name, sac_number=sac_number)
+    click.echo(json.dumps({"lexicon_version": version, "blocking": result.blocking,
+                           "findings": [f.to_dict() for f in result.findings]}, ensure_ascii=False))
 
 
 def init_app(app: Flask) -> None:
     """Register the command groups on the app."""
     app.cli.add_command(users_cli)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(lexicon_cli)
     app.cli.add_command(seed_demo)

@@ -37,6 +37,34 @@ PAGES = [
     ("/audit", {"compliance", "admin"}),
     ("/account/profile", {"advisor"}),
     ("/advisors/{advisor_id}/avatar.jpg", {"advisor", "compliance", "mcn", "admin"}, 404),  # no photo yet
+    ("/compliance/disclaimer", {"compliance"}),
+    # Renditions: permission is per object (tests/video/test_pipeline.py); here only sign-in is checked.
+    ("/studio/renditions/{missing}/status", {"advisor", "compliance", "mcn", "admin"}, 404),
+    ("/studio/renditions/{missing}/video.mp4", {"advisor", "compliance", "mcn", "admin"}, 404),
+    ("/studio/renditions/{missing}/cover.jpg", {"advisor", "compliance", "mcn", "admin"}, 404),
+    # Studio: lists are the advisor's own; item pages also open to compliance and admin (per object in
+    # tests/studio/test_pages.py), so here a missing item answers 404 once the role rule passed.
+    ("/studio/", {"advisor"}),
+    ("/studio/scripts", {"advisor"}),
+    ("/studio/scripts/new", {"advisor"}),
+    ("/studio/packages", {"advisor"}),
+    ("/studio/scripts/{missing}", {"advisor", "compliance", "admin"}, 404),
+    ("/studio/scripts/{missing}/revisions", {"advisor", "compliance", "admin"}, 404),
+    ("/studio/scripts/{missing}/diff", {"advisor", "compliance", "admin"}, 404),
+    ("/studio/packages/{missing}", {"advisor", "compliance", "admin"}, 404),
+    # Compliance: officers only, except the review page and its rendition, which the author may also
+    # open (per object in tests/compliance/test_review_pages.py); a missing item answers 404.
+    ("/compliance/queue", {"compliance"}),
+    ("/compliance/approved", {"compliance"}),
+    ("/compliance/lexicon", {"compliance"}),
+    ("/compliance/lexicon/versions", {"compliance"}),
+    ("/compliance/lexicon/rules/new", {"compliance"}),
+    ("/compliance/lexicon/rules/{missing}", {"compliance"}, 404),
+    ("/compliance/lexicon/import", {"compliance"}),
+    ("/compliance/lexicon/export.csv", {"compliance"}),
+    ("/compliance/lexicon/try", {"compliance"}),
+    ("/compliance/reviews/{missing}", {"advisor", "compliance"}, 404),
+    ("/compliance/reviews/{missing}/rendition.mp4", {"advisor", "compliance"}, 404),
 ]
 
 
@@ -55,7 +83,7 @@ def test_role_matrix(app, users, role, entry):
     path, allowed = entry[0], entry[1]
     ok_status = entry[2] if len(entry) > 2 else 200
     client = app.test_client() if role == "anonymous" else signed_in(app, users[role])
-    resp = client.get(path.format(advisor_id=users["advisor"].id))
+    resp = client.get(path.format(advisor_id=users["advisor"].id, missing=999999))
     if role == "anonymous":
         assert resp.status_code == 302 and "/login" in resp.headers["Location"]
     elif role in allowed:

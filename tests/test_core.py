@@ -107,23 +107,43 @@ def test_cli_creates_advisor_and_refuses_bad_input(app):
 
 
 def test_seed_demo_is_idempotent_and_prints_logins(app):
+    import sqlalchemy as sa
+
+    from advisor_studio.audit import AuditEntry
+    from advisor_studio.distribution import services as distribution
+    from advisor_studio.extensions import db
+    from advisor_studio.studio.models import Package
+    from advisor_studio.video.models import Rendition
+    from tests.conftest import login
+
     first = run_flask(app, "seed-demo")
     assert first.returncode == 0, first.stderr
     lines = [line.split() for line in first.stdout.splitlines() if line.startswith("login ")]
     assert sorted(parts[1] for parts in lines) == ["admin", "advisor", "compliance", "mcn"]
+    keys = [line.split()[1] for line in first.stdout.splitlines() if line.startswith("partner-api-key ")]
+    assert len(keys) == 1
+    with app.app_context():
+        package = db.session.scalars(sa.select(Package)).one()
+        assert package.status == "approved" and package.channels
+        rendition = db.session.get(Rendition, package.rendition_id)
+        assert rendition.status == "ready" and (rendition.width, rendition.height) == (1080, 1920)
+        assert distribution.partner_for_api_key(keys[0]) is not None
+        entries = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEntry))
     second = run_flask(app, "seed-demo")
-    assert second.returncode == 0
+    assert second.returncode == 0, second.stderr
     assert [line for line in second.stdout.splitlines() if line.startswith("login ")] == [
         " ".join(parts) for parts in lines
     ]
+    new_key = [line.split()[1] for line in second.stdout.splitlines() if line.startswith("partner-api-key ")][0]
+    assert new_key != keys[0]
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Package)) == 1  # nothing duplicated
+        assert distribution.partner_for_api_key(new_key) is not None
     verify = run_flask(app, "audit", "verify")
     assert verify.returncode == 0
-    assert "4 entries" in verify.stdout  # four users created; the second run changed nothing
+    assert f"{entries + 1} entries" in verify.stdout  # the second run only issued a new key
     for _, role, email, password in lines:
-        client = app.test_client()
-        from tests.conftest import login
-
-        assert login(client, email, password).status_code == 302, role
+        assert login(app.test_client(), email, password).status_code == 302, role
 
 
 @pytest.mark.parametrize("code", ["404", "400"])
