@@ -142,9 +142,8 @@ def create_app(config=None) -> Flask:
     _security_headers(app)
 
     from advisor_studio.accounts.routes import bp as accounts_bp
-    from advisor_studio.core.routes import bp as core_bp
-
     from advisor_studio.compliance.routes import bp as compliance_bp
+    from advisor_studio.core.routes import bp as core_bp
     from advisor_studio.studio.routes import bp as studio_bp
     from advisor_studio.video.routes import bp as video_bp
 
@@ -174,9 +173,11 @@ def create_app(config=None) -> Flask:
 
 def _import_models() -> None:
     """Import every feature's models so metadata (and Alembic autogenerate) sees all tables."""
-    from advisor_studio import audit  # noqa: F401
+    from advisor_studio import (
+        audit,  # noqa: F401
+        tasks_util,  # noqa: F401  (after-commit task sending)
+    )
     from advisor_studio.accounts import models  # noqa: F401
-    from advisor_studio import tasks_util  # noqa: F401  (after-commit task sending)
     from advisor_studio.compliance import models as compliance_models  # noqa: F401
     from advisor_studio.compliance import tasks as compliance_tasks  # noqa: F401
     from advisor_studio.core import tasks  # noqa: F401  (registers the tasks with Celery)

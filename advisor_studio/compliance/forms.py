@@ -21,16 +21,10 @@ from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 
 from advisor_studio.compliance.dashboard import ANCHOR_FIELDS
 from advisor_studio.compliance.models import DECISION_APPROVE, DECISION_REJECT, DECISION_REQUEST_CHANGES
-from advisor_studio.compliance.scanner import MAX_NOTE_LENGTH, MAX_PHRASE_LENGTH, PLATFORMS
+from advisor_studio.compliance.scanner import MAX_NOTE_LENGTH, MAX_PHRASE_LENGTH
 from advisor_studio.compliance.services import COMMENT_MAX, REASON_MAX
+from advisor_studio.distribution.models import PLATFORM_LABELS, PLATFORMS
 
-PLATFORM_LABELS = {
-    "douyin": _l("Douyin"),
-    "kuaishou": _l("Kuaishou"),
-    "bilibili": _l("Bilibili"),
-    "wechat_channels": _l("WeChat Channels"),
-    "xiaohongshu": _l("Xiaohongshu"),
-}
 STAGE_LABELS = {"script": _l("Script"), "package": _l("Package")}
 DECISION_LABELS = {
     DECISION_APPROVE: _l("Approve"),

@@ -6,11 +6,19 @@ from datetime import datetime
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
+from flask_babel import lazy_gettext as _l
 
 from advisor_studio.dbtypes import UTCDateTime, utcnow
 from advisor_studio.extensions import db
 
 PLATFORMS = ("douyin", "kuaishou", "bilibili", "wechat_channels", "xiaohongshu")
+PLATFORM_LABELS = {
+    "douyin": _l("Douyin"),
+    "kuaishou": _l("Kuaishou"),
+    "bilibili": _l("Bilibili"),
+    "wechat_channels": _l("WeChat Channels"),
+    "xiaohongshu": _l("Xiaohongshu"),
+}
 
 
 class Partner(db.Model):

@@ -10,18 +10,9 @@ from wtforms import BooleanField, FloatField, SelectChoice, SelectMultipleField,
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from advisor_studio.distribution.models import PLATFORMS
+from advisor_studio.distribution.models import PLATFORM_LABELS, PLATFORMS
 from advisor_studio.studio.models import TITLE_MAX
 from advisor_studio.studio.services import SRT_MAX_BYTES
-
-PLATFORM_LABELS = {
-    "douyin": _l("Douyin"),
-    "kuaishou": _l("Kuaishou"),
-    "bilibili": _l("Bilibili"),
-    "wechat_channels": _l("WeChat Channels"),
-    "xiaohongshu": _l("Xiaohongshu"),
-}
-assert set(PLATFORM_LABELS) == set(PLATFORMS), "every platform needs a label"
 
 
 class MultiCheckboxField(SelectMultipleField):

@@ -17,11 +17,11 @@ from wtforms import SelectChoice
 
 from advisor_studio.access import require, roles_required
 from advisor_studio.compliance import services as compliance
-from advisor_studio.distribution.models import PLATFORMS, Channel, Partner
+from advisor_studio.distribution.models import PLATFORM_LABELS, PLATFORMS, Channel, Partner
 from advisor_studio.errors import DomainError, error_response
 from advisor_studio.extensions import db
 from advisor_studio.studio import dashboard, services, states
-from advisor_studio.studio.forms import PLATFORM_LABELS, ActionForm, ArchiveForm, PackageForm, ScriptForm
+from advisor_studio.studio.forms import ActionForm, ArchiveForm, PackageForm, ScriptForm
 from advisor_studio.studio.models import (
     BODY_MAX,
     CAPTION_MAX,

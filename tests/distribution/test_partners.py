@@ -59,3 +59,10 @@ def test_cli_prints_the_key_alone_on_the_last_line(app):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Channel)) == 2
     bad = run_flask(app, "partners", "create", "--name", "Y", "--channel", "myspace:@y")
     assert bad.returncode != 0 and "channel" in bad.stderr
+
+
+def test_scanner_and_distribution_agree_on_platforms():
+    from advisor_studio.compliance.scanner import PLATFORMS as SCANNER_PLATFORMS
+    from advisor_studio.distribution.models import PLATFORM_LABELS, PLATFORMS
+
+    assert set(PLATFORMS) == set(SCANNER_PLATFORMS) == set(PLATFORM_LABELS)
