@@ -63,6 +63,12 @@ def celery_init_app(app: Flask) -> Celery:
         enable_utc=True,
         worker_hijack_root_logger=False,
         database_table_names={"task": "celery_taskmeta", "group": "celery_tasksetmeta"},
+        beat_schedule={
+            # Approvals past APPROVAL_VALID_DAYS become "expired" (the partner-facing checks also
+            # compare expires_at directly, so nothing expired is served between two runs).
+            "expire-approvals": {"task": "advisor_studio.compliance.expire_approvals", "schedule": 600.0},
+        },
+        beat_schedule_filename=str(Path(app.instance_path) / "celerybeat-schedule"),
     )
     celery.set_default()
     app.extensions["celery"] = celery

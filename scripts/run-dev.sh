@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 
-$BIN/celery -A wsgi:celery_app worker --queues default,render --concurrency 2 --loglevel INFO &
+# -B embeds the beat scheduler (periodic jobs such as approval expiry); run `celery beat` once in production.
+$BIN/celery -A wsgi:celery_app worker -B --queues default,render --concurrency 2 --loglevel INFO &
 worker=$!
 cleanup() {
   trap - INT TERM EXIT

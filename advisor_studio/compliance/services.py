@@ -40,7 +40,7 @@ FIELD_SEPARATOR = "\n\n"
 
 # --- lexicon ------------------------------------------------------------------------------------
 
-_scanner_cache: dict[int, scan_logic.Scanner] = {}
+_scanner_cache: dict[tuple[int, str], scan_logic.Scanner] = {}
 _scanner_lock = threading.Lock()
 
 
@@ -71,11 +71,17 @@ def _to_scanner_entries(rules):
 
 
 def get_scanner(version: int | None = None) -> tuple[scan_logic.Scanner, int]:
-    """The compiled scanner of ``version`` (default: current), built once per process and version."""
+    """The compiled scanner of ``version`` (default: current), built once per process and version.
+
+    The cache key includes the version's creation time, so a database that was reset (tests,
+    a restored backup) never reuses a scanner compiled from another database's version N.
+    """
     if version is None:
         version = current_lexicon_version()
+    created = db.session.scalar(sa.select(LexiconVersion.created_at).where(LexiconVersion.number == version))
+    key = (version, created.isoformat() if created else "")
     with _scanner_lock:
-        cached = _scanner_cache.get(version)
+        cached = _scanner_cache.get(key)
     if cached is not None:
         return cached, version
     entries, allows = _to_scanner_entries(rules_in_version(version))
@@ -83,7 +89,7 @@ def get_scanner(version: int | None = None) -> tuple[scan_logic.Scanner, int]:
     with _scanner_lock:
         if len(_scanner_cache) > 8:
             _scanner_cache.clear()
-        _scanner_cache[version] = built
+        _scanner_cache[key] = built
     return built, version
 
 

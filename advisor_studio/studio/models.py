@@ -6,6 +6,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
+from flask_babel import lazy_gettext as _l
 
 from advisor_studio.dbtypes import UTCDateTime, utcnow
 from advisor_studio.extensions import db
@@ -34,6 +35,13 @@ PKG_REJECTED = "rejected"
 PKG_WITHDRAWN = "withdrawn"
 PKG_EXPIRED = "expired"
 PKG_ARCHIVED = "archived"
+STATUS_LABELS = {
+    "draft": _l("draft"), "submitted": _l("in review"), "changes_requested": _l("changes requested"),
+    "approved": _l("approved"), "rejected": _l("rejected"), "withdrawn": _l("withdrawn"),
+    "expired": _l("expired"), "archived": _l("archived"),
+}
+FIELD_LABELS = {"title": _l("title"), "body": _l("script text"), "caption": _l("caption")}
+
 PACKAGE_STATUSES = (PKG_DRAFT, PKG_SUBMITTED, PKG_CHANGES_REQUESTED, PKG_APPROVED, PKG_REJECTED,
                     PKG_WITHDRAWN, PKG_EXPIRED, PKG_ARCHIVED)
 

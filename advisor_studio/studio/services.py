@@ -20,6 +20,7 @@ from advisor_studio.studio import states
 from advisor_studio.studio.models import (
     BODY_MAX,
     CAPTION_MAX,
+    FIELD_LABELS,
     HASHTAG_MAX,
     PKG_APPROVED,
     PKG_ARCHIVED,
@@ -32,6 +33,7 @@ from advisor_studio.studio.models import (
     SCRIPT_CHANGES_REQUESTED,
     SCRIPT_DRAFT,
     SCRIPT_SUBMITTED,
+    STATUS_LABELS,
     TITLE_MAX,
     Package,
     Script,
@@ -57,16 +59,17 @@ class BlockingFindings(ValidationError):
 
 
 def _clean_text(value: str | None, field: str, limit: int, required: bool = False) -> str:
+    label = FIELD_LABELS.get(field, field)
     value = (value or "").replace("\r\n", "\n").replace("\r", "\n")
     if _CONTROL_RE.search(value):
         raise ValidationError(_("The %(field)s contains control characters; remove them and try again.",
-                                field=field), fields={field: _("control characters")})
+                                field=label), fields={field: _("control characters")})
     value = value.strip()
     if required and not value:
-        raise ValidationError(_("The %(field)s is required.", field=field), fields={field: _("required")})
+        raise ValidationError(_("The %(field)s is required.", field=label), fields={field: _("required")})
     if len(value) > limit:
         raise ValidationError(_("The %(field)s has %(n)d characters; at most %(max)d are allowed.",
-                                field=field, n=len(value), max=limit), fields={field: _("too long")})
+                                field=label, n=len(value), max=limit), fields={field: _("too long")})
     return value
 
 
@@ -131,7 +134,8 @@ def update_script(script: Script, actor, *, title, body, caption, hashtags, plat
     if script.status == SCRIPT_SUBMITTED:
         raise Conflict(_("The script is waiting for review. Recall it before editing."), code="in_review")
     if script.status not in (SCRIPT_DRAFT, SCRIPT_CHANGES_REQUESTED, SCRIPT_APPROVED):
-        raise Conflict(_("A %(status)s script cannot be edited.", status=script.status), code="not_editable")
+        raise Conflict(_("A %(status)s script cannot be edited.", status=STATUS_LABELS[script.status]),
+                       code="not_editable")
     content = _script_content(title, body, caption, hashtags, platforms)
     changed = [k for k, v in content.items() if getattr(script, k) != v]
     if not changed:
@@ -295,7 +299,8 @@ def _require_editable(package: Package, actor) -> None:
     if package.status == PKG_SUBMITTED:
         raise Conflict(_("The package is waiting for review. Recall it before editing."), code="in_review")
     if package.status not in (PKG_DRAFT, PKG_CHANGES_REQUESTED, PKG_APPROVED, PKG_EXPIRED):
-        raise Conflict(_("A %(status)s package cannot be edited.", status=package.status), code="not_editable")
+        raise Conflict(_("A %(status)s package cannot be edited.", status=STATUS_LABELS[package.status]),
+                       code="not_editable")
 
 
 def update_package(package: Package, actor, *, title=None, caption=None, hashtags=None, channel_ids=None,

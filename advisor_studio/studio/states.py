@@ -7,6 +7,7 @@ No other code assigns ``status``: every change goes through ``transition_script`
 from __future__ import annotations
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from advisor_studio import audit
 from advisor_studio.dbtypes import utcnow
@@ -27,9 +28,12 @@ from advisor_studio.studio.models import (
     SCRIPT_DRAFT,
     SCRIPT_REJECTED,
     SCRIPT_SUBMITTED,
+    STATUS_LABELS,
     Package,
     Script,
 )
+
+KIND_LABELS = {"script": _l("script"), "package": _l("package")}
 
 # from-status -> {to-status: audit action}
 SCRIPT_TRANSITIONS: dict[str, dict[str, str]] = {
@@ -86,7 +90,8 @@ def _transition(obj, object_type: str, table: dict[str, dict[str, str]], to: str
     allowed = table.get(obj.status, {})
     if to not in allowed:
         raise Conflict(
-            _("This %(kind)s cannot go from %(old)s to %(new)s.", kind=object_type, old=obj.status, new=to),
+            _("This %(kind)s cannot go from %(old)s to %(new)s.", kind=KIND_LABELS.get(object_type, object_type),
+              old=STATUS_LABELS.get(obj.status, obj.status), new=STATUS_LABELS.get(to, to)),
             code="transition_refused",
         )
     action = allowed[to]

@@ -18,6 +18,7 @@ from advisor_studio import audit, storage
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.errors import Conflict, PermissionDenied, ValidationError
 from advisor_studio.extensions import db
+from advisor_studio.studio.models import STATUS_LABELS
 from advisor_studio.tasks_util import enqueue_after_commit
 from advisor_studio.video import render as render_logic
 from advisor_studio.video.models import (
@@ -113,7 +114,7 @@ def accept_upload(package, actor, stream, filename: str) -> SourceVideo:
     if actor is None or package.author_id != actor.id:
         raise PermissionDenied(_("Only the author uploads videos to a package."))
     if package.status not in ("draft", "changes_requested", "approved", "expired"):
-        raise Conflict(_("A %(status)s package does not take new videos.", status=package.status))
+        raise Conflict(_("A %(status)s package does not take new videos.", status=STATUS_LABELS[package.status]))
     store = storage.get_storage()
     stored = store.put_stream(stream, storage.new_key("sources", ".bin"))
     try:
