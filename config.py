@@ -67,6 +67,7 @@ class Config:
         self.MAX_UPLOAD_MB = _env_int("MAX_UPLOAD_MB", 2048)
         # Werkzeug answers 413 before reading a body larger than this.
         self.MAX_CONTENT_LENGTH = self.MAX_UPLOAD_MB * 1024 * 1024
+        self.FORM_MAX_MB = _env_int("FORM_MAX_MB", 16)  # every request body except video uploads
         self.MAX_VIDEO_SECONDS = _env_int("MAX_VIDEO_SECONDS", 900)
         self.RENDER_PRESET = _env("RENDER_PRESET", "veryfast")
         self.FIRM_WATERMARK = _env("FIRM_WATERMARK", "Advisor Studio")

@@ -84,6 +84,12 @@ def require(allowed: bool) -> None:
         abort(403)
 
 
+def large_upload(view: Callable) -> Callable:
+    """Mark a view that accepts bodies up to MAX_UPLOAD_MB; every other view gets FORM_MAX_MB."""
+    view.large_upload = True  # type: ignore[attr-defined]
+    return view
+
+
 def access_rule(app: Flask, endpoint: str) -> str | None:
     """The declared rule of ``endpoint``, or None when it has none."""
     if endpoint in BUILTIN_PUBLIC_ENDPOINTS:
@@ -104,3 +110,13 @@ def init_app(app: Flask) -> None:
             current_app.logger.error("endpoint %s has no declared access rule", endpoint)
             abort(403)
         return None
+
+    def limit_body_size():
+        view = current_app.view_functions.get(request.endpoint or "")
+        if not getattr(view, "large_upload", False):
+            # Forms and API bodies are small: refuse a huge body with 413 before anything reads it.
+            request.max_content_length = min(current_app.config["FORM_MAX_MB"] * 1024 * 1024,
+                                             current_app.config["MAX_CONTENT_LENGTH"])
+
+    # First in line, so it also holds for CSRFProtect, which reads the form in its own hook.
+    app.before_request_funcs.setdefault(None, []).insert(0, limit_body_size)

@@ -24,7 +24,9 @@ def test_healthz_reports_db_broker_and_storage(client):
     assert resp.json == {"status": "ok", "db": "ok", "broker": "ok", "storage": "ok"}
 
 
-def test_healthz_reports_broker_down(app_factory):
+def test_healthz_reports_broker_down(app_factory, monkeypatch):
+    # Celery lets the CELERY_BROKER_URL environment variable win over config, so set both.
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     app = app_factory(CELERY_BROKER_URL="redis://127.0.0.1:1/0")
     resp = app.test_client().get("/healthz")
     assert resp.status_code == 200
@@ -150,3 +152,11 @@ def test_seed_demo_is_idempotent_and_prints_logins(app):
 def test_error_pages_never_show_stack_traces(client, code):
     resp = client.get(f"/definitely-missing-{code}")
     assert "Traceback" not in resp.get_data(as_text=True)
+
+
+def test_huge_form_body_gets_413_but_video_upload_route_allows_large_bodies(app_factory, users):
+    app = app_factory(FORM_MAX_MB=1)
+    client = signed_in(app, users["admin"])
+    resp = client.post("/admin/users/new", data={"bio": "x" * (2 * 1024 * 1024)})
+    assert resp.status_code == 413
+    assert app.view_functions["video.upload"].large_upload is True

@@ -10,7 +10,7 @@ from flask_login import current_user
 from flask_wtf.csrf import validate_csrf
 from wtforms.validators import ValidationError as FormValidationError
 
-from advisor_studio.access import login_required, require, roles_required
+from advisor_studio.access import large_upload, login_required, require, roles_required
 from advisor_studio.errors import DomainError
 from advisor_studio.extensions import db
 from advisor_studio.studio.models import Package
@@ -38,6 +38,7 @@ def _wants_json() -> bool:
 
 
 @bp.route("/studio/packages/<int:package_id>/video", methods=["POST"])
+@large_upload
 @roles_required("advisor")
 def upload(package_id: int):
     package = db.get_or_404(Package, package_id)
