@@ -404,3 +404,15 @@ def test_unreadable_photo_is_refused_before_encoding(src, tmp_path):
     with pytest.raises(R.RenderError) as exc:
         R.render(src["land"], str(out), options(title_card=R.TitleCard("标题", str(photo))))
     assert exc.value.reason_code == "bad_photo" and not out.exists()
+
+
+def test_4k_60fps_source_becomes_a_1080x1920_30fps_master(tmp_path):
+    src4k = lavfi_video(tmp_path / "uhd.mp4", "testsrc2=s=3840x2160:r=60", dur=0.6)
+    probed = probe(src4k)
+    assert (probed.width, probed.height) == (3840, 2160) and round(probed.fps) == 60
+    out = tmp_path / "master.mp4"
+    result = R.render(src4k, str(out), options())
+    master = probe(str(out))
+    assert (result.width, result.height) == (1080, 1920)
+    assert (master.width, master.height, round(master.fps)) == (1080, 1920, 30)
+    assert master.video_codec == "h264" and master.pix_fmt == "yuv420p"
