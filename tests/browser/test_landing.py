@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import screenshot
+from tests.conftest import screenshot
 
 pytestmark = pytest.mark.browser
 

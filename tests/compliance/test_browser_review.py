@@ -1,22 +1,15 @@
 """The compliance pages in headless Chromium: selecting text anchors a comment at the right
 character offsets (emoji included), the CSP holds (no inline script or style), and screenshots
 of the queue, the review pages and the lexicon are saved for a human to look at.
-
-tests/browser keeps one Playwright (sync API) alive for the whole session, and a second one
-cannot start in the same thread, so this module drives its own Chromium in a worker thread.
 """
 
 from __future__ import annotations
-
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
 
 from advisor_studio.compliance.models import Review, ReviewComment
 from advisor_studio.extensions import db
-from tests.browser.conftest import CHROMIUM_ARGS, chromium_path, live_server, screenshot  # noqa: F401
 from tests.compliance.test_review_pages import (  # noqa: F401
     decide,
     people,
@@ -25,36 +18,13 @@ from tests.compliance.test_review_pages import (  # noqa: F401
     submit_script,
     user,
 )
+from tests.conftest import screenshot
 from tests.factories import legal_script_body
 
 pytestmark = pytest.mark.browser
 
 SRT = ("1\n00:00:01,000 --> 00:00:03,000\n分散投资、长期持有\n\n"
        "2\n00:00:03,000 --> 00:00:05,000\n这只股票下周必有行情\n")
-
-
-def _in_chromium(drive) -> None:
-    """Run ``drive(page)`` in a fresh headless Chromium on a worker thread; re-raise its failure."""
-    path = chromium_path()
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed; CI must run the browser tests (.ci/run installs it)")
-        pytest.skip("browser tests skipped: Debian's chromium is not installed (apt-get install chromium)")
-
-    def run() -> None:
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
-            context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
-            try:
-                drive(context.new_page())
-            finally:
-                context.close()
-                browser.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(run).result()
 
 
 def _sign_in(page, live_server, record):  # noqa: F811
@@ -65,7 +35,7 @@ def _sign_in(page, live_server, record):  # noqa: F811
     page.wait_for_url(f"{live_server}/")
 
 
-def test_officer_anchors_a_comment_by_selecting_text(app, people, live_server):  # noqa: F811
+def test_officer_anchors_a_comment_by_selecting_text(app, people, live_server, page):  # noqa: F811
     first = submit_script(app, people["advisor"])
     decide(app, first, people["officer2"], "request_changes", "请说明长期目标")
     with app.app_context():
@@ -143,4 +113,4 @@ def test_officer_anchors_a_comment_by_selecting_text(app, people, live_server): 
         with app.app_context():
             assert db.session.get(Review, review_id).claimed_by_id == people["compliance"].id
 
-    _in_chromium(drive)
+    drive(page)

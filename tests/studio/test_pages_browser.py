@@ -1,13 +1,8 @@
 """The studio pages in headless Chromium: the editor with pre-check findings, the revision diff and
 the package page render under the real CSP (no inline script or style) and are saved as screenshots.
-
-Chromium is driven from its own thread: the session-scoped browser of tests/browser may already run
-Playwright's sync API (an event loop) in the main thread, and a second one there is refused.
 """
 
 from __future__ import annotations
-
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
@@ -16,36 +11,11 @@ from advisor_studio.accounts.models import User
 from advisor_studio.extensions import db
 from advisor_studio.studio import services as studio
 from advisor_studio.studio.models import Package, Script
-from tests.browser import conftest as browser_fixtures
+from tests.conftest import screenshot
 from tests.factories import ensure_lexicon, legal_script_body, make_channel, make_ready_rendition
 from tests.studio.test_pages import approved_package, create_script, decide_open_review
 
 pytestmark = pytest.mark.browser
-
-live_server = browser_fixtures.live_server
-screenshot = browser_fixtures.screenshot
-
-
-def run_in_chromium(drive) -> None:
-    """Call ``drive(page)`` with a fresh zh-CN page of headless Chromium, in a thread of its own."""
-    path = browser_fixtures.chromium_path()
-    if path is None:
-        pytest.skip("browser tests skipped: Debian's chromium is not installed (apt-get install chromium)")
-
-    def target() -> None:
-        from playwright.sync_api import sync_playwright
-
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=path, headless=True, args=browser_fixtures.CHROMIUM_ARGS)
-            try:
-                context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
-                drive(context.new_page())
-            finally:
-                browser.close()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(target).result()
-
 
 def sign_in(page, live_server, user) -> None:
     page.goto(f"{live_server}/login")
@@ -55,8 +25,8 @@ def sign_in(page, live_server, user) -> None:
     page.wait_for_url(f"{live_server}/")
 
 
-def test_script_editor_diff_and_package_pages_in_chromium(app, users, live_server):
-    run_in_chromium(lambda page: _drive(page, app, users, live_server))
+def test_script_editor_diff_and_package_pages_in_chromium(app, users, live_server, page):
+    _drive(page, app, users, live_server)
 
 
 def _drive(page, app, users, live_server) -> None:
