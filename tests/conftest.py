@@ -6,6 +6,7 @@ The schema always comes from the real migrations: once per session into a templa
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -109,6 +110,12 @@ def make_config(database_url: str, tmp_path: Path, **overrides):
     cfg.CELERY_RESULT_BACKEND = None
     cfg.RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     cfg.STORAGE_BACKEND = "local"
+    if os.environ.get("S3_ENDPOINT_URL"):
+        # `make test` with S3_ENDPOINT_URL runs every test on that S3 server, one bucket per test.
+        cfg.STORAGE_BACKEND = "s3"
+        cfg.S3_ENDPOINT_URL = os.environ["S3_ENDPOINT_URL"]
+        cfg.S3_BUCKET = "t-" + hashlib.sha1(str(tmp_path).encode()).hexdigest()[:20]
+        cfg.S3_CREATE_BUCKET = True
     for key, value in overrides.items():
         setattr(cfg, key, value)
     return cfg
@@ -158,6 +165,32 @@ def app_ctx(app):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+def subprocess_env(app, **extra) -> dict:
+    """Environment for a CLI or worker process that must see this test's database, broker and storage."""
+    cfg = app.config
+    env = dict(os.environ, DATABASE_URL=cfg["SQLALCHEMY_DATABASE_URI"], APP_CONFIG="test",
+               INSTANCE_PATH=app.instance_path, MEDIA_ROOT=cfg["MEDIA_ROOT"],
+               CELERY_BROKER_URL=cfg["CELERY_BROKER_URL"], STORAGE_BACKEND=cfg["STORAGE_BACKEND"],
+               S3_BUCKET=cfg["S3_BUCKET"], S3_CREATE_BUCKET="1" if cfg.get("S3_CREATE_BUCKET") else "0")
+    if cfg.get("S3_ENDPOINT_URL"):
+        env["S3_ENDPOINT_URL"] = cfg["S3_ENDPOINT_URL"]
+    env.update(extra)
+    return env
+
+
+def stored_keys(app) -> set[str]:
+    """Every key in the app's storage (local folder or S3 bucket)."""
+    from advisor_studio import storage
+
+    with app.app_context():
+        store = storage.get_storage()
+        if isinstance(store, storage.LocalStorage):
+            root = store.root
+            return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+        pages = store.client.get_paginator("list_objects_v2").paginate(Bucket=store.bucket)
+        return {obj["Key"] for page in pages for obj in page.get("Contents", [])}
 
 
 def csrf_from(html: str) -> str:
@@ -217,9 +250,7 @@ def signed_in(app, record) -> object:
 @pytest.fixture
 def worker(app):
     """A real Celery worker process on this test's broker and database; stopped afterwards."""
-    env = dict(os.environ, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], APP_CONFIG="test",
-               INSTANCE_PATH=app.instance_path, MEDIA_ROOT=app.config["MEDIA_ROOT"],
-               CELERY_BROKER_URL=app.config["CELERY_BROKER_URL"])
+    env = subprocess_env(app)
     log = Path(app.instance_path) / "worker.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from advisor_studio import audit
 from advisor_studio.audit import AuditEntry, AuditHead
 from advisor_studio.extensions import db
-from tests.conftest import ROOT, signed_in
+from tests.conftest import ROOT, signed_in, subprocess_env
 
 
 def _record_some(n: int, prefix: str = "test.event") -> None:
@@ -62,10 +62,7 @@ def _tamper(sql: str, params: dict) -> None:
 
 
 def _verify_cli(app) -> subprocess.CompletedProcess:
-    import os
-
-    env = dict(os.environ, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], APP_CONFIG="test",
-               INSTANCE_PATH=app.instance_path)
+    env = subprocess_env(app)
     return subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "audit", "verify"], cwd=ROOT,
                           env=env, capture_output=True, text=True, timeout=60)
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import ROOT, post_form, signed_in
+from tests.conftest import ROOT, post_form, signed_in, subprocess_env
 
 
 def run_flask(app, *args, input_text: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"], APP_CONFIG="test",
-               INSTANCE_PATH=app.instance_path, MEDIA_ROOT=app.config["MEDIA_ROOT"])
+    env = subprocess_env(app)
     return subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120, input=input_text)
 

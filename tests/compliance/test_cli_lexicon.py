@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -11,7 +10,7 @@ import pytest
 
 from advisor_studio.compliance import services as compliance
 from advisor_studio.extensions import db
-from tests.conftest import ROOT
+from tests.conftest import ROOT, subprocess_env
 from tests.factories import ensure_lexicon, make_user
 from tests.test_core import run_flask
 
@@ -117,9 +116,7 @@ def test_scan_exits_2_on_unreadable_input(lexicon_app, tmp_path, case):
 
 
 def test_invalid_utf8_on_stdin_exits_2(lexicon_app):
-    env = {**os.environ, "DATABASE_URL": lexicon_app.config["SQLALCHEMY_DATABASE_URI"],
-           "APP_CONFIG": "test", "INSTANCE_PATH": lexicon_app.instance_path,
-           "MEDIA_ROOT": lexicon_app.config["MEDIA_ROOT"]}
+    env = subprocess_env(lexicon_app)
     done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "lexicon", "scan", "-"], cwd=ROOT,
                           env=env, input=b"\xc3\x28 broken", capture_output=True, timeout=120)
     assert done.returncode == 2 and b"UTF-8" in done.stderr

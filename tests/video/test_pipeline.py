@@ -18,7 +18,7 @@ from advisor_studio.studio.models import Package
 from advisor_studio.video import services as video
 from advisor_studio.video.models import Rendition, SourceVideo
 from advisor_studio.video.probe import ffmpeg_exe
-from tests.conftest import csrf_from, signed_in
+from tests.conftest import csrf_from, signed_in, stored_keys
 from tests.factories import legal_script_body, make_channel
 
 
@@ -64,8 +64,7 @@ def _xhr_upload(client, package_id: int, body: bytes, name: str = "clip.mp4"):
 
 
 def _stored_keys(app) -> set[str]:
-    root = app.config["MEDIA_ROOT"]
-    return {os.path.relpath(os.path.join(d, f), root) for d, _s, files in os.walk(root) for f in files}
+    return stored_keys(app)
 
 
 @pytest.mark.parametrize("case", ["text_renamed_mp4", "zero_bytes", "truncated", "audio_only"])
