@@ -114,7 +114,7 @@ def make_config(database_url: str, tmp_path: Path, **overrides):
         # `make test` with S3_ENDPOINT_URL runs every test on that S3 server, one bucket per test.
         cfg.STORAGE_BACKEND = "s3"
         cfg.S3_ENDPOINT_URL = os.environ["S3_ENDPOINT_URL"]
-        cfg.S3_BUCKET = "t-" + hashlib.sha1(str(tmp_path).encode()).hexdigest()[:20]
+        cfg.S3_BUCKET = "t-" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:20]
         cfg.S3_CREATE_BUCKET = True
     for key, value in overrides.items():
         setattr(cfg, key, value)
