@@ -226,6 +226,12 @@ def mark_running(rendition: Rendition, task_id: str | None) -> None:
     db.session.flush()
 
 
+def record_progress(rendition_id: int, percent: float) -> None:
+    """Store a running render's percentage (below 100 until mark_ready; not audited, it is not a state)."""
+    db.session.execute(sa.update(Rendition).where(Rendition.id == rendition_id, Rendition.status == RENDER_RUNNING)
+                       .values(progress=round(min(max(percent, 0.0), 99.9), 1)))
+
+
 def mark_ready(rendition: Rendition, *, key: str, result, cover_key: str, cover_sha256: str, recipe: dict) -> None:
     """Record a finished render; its package starts using it if nothing approved is in the way."""
     from advisor_studio.studio import services as studio

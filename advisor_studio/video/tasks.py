@@ -38,8 +38,7 @@ class _Progress:
         if now - self.last < 1.0 and percent < 100:
             return
         self.last = now
-        db.session.execute(db.update(Rendition).where(Rendition.id == self.rendition_id)
-                           .values(progress=round(min(max(percent, 0.0), 99.9), 1)))
+        services.record_progress(self.rendition_id, percent)
         db.session.commit()
 
 
