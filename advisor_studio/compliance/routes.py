@@ -148,14 +148,13 @@ def rendition(review_id: int):
     return stream_object(item.storage_key, content_type="video/mp4")
 
 
-@bp.route("/reviews/<int:review_id>/claim", methods=["POST"])
-@roles_required("compliance")
-def claim(review_id: int):
+def _claim_action(review_id: int, form_class, action, message: str, category: str):
+    """Claim or release: the same load, authorize, validate, call, commit and redirect."""
     review = db.get_or_404(Review, review_id)
     require(can_decide(current_user, review))
-    if ClaimForm().validate_on_submit():
+    if form_class().validate_on_submit():
         try:
-            services.claim(review, current_user)
+            action(review, current_user)
         except PermissionDenied:
             raise
         except DomainError as err:
@@ -163,27 +162,21 @@ def claim(review_id: int):
             _flash_domain_error(err)
         else:
             db.session.commit()
-            flash(_("You are reviewing this item now; others see it as claimed."), "success")
+            flash(message, category)
     return redirect(url_for(".review", review_id=review_id))
+
+
+@bp.route("/reviews/<int:review_id>/claim", methods=["POST"])
+@roles_required("compliance")
+def claim(review_id: int):
+    return _claim_action(review_id, ClaimForm, services.claim,
+                         _("You are reviewing this item now; others see it as claimed."), "success")
 
 
 @bp.route("/reviews/<int:review_id>/release", methods=["POST"])
 @roles_required("compliance")
 def release(review_id: int):
-    review = db.get_or_404(Review, review_id)
-    require(can_decide(current_user, review))
-    if ReleaseForm().validate_on_submit():
-        try:
-            services.release(review, current_user)
-        except PermissionDenied:
-            raise
-        except DomainError as err:
-            db.session.rollback()
-            _flash_domain_error(err)
-        else:
-            db.session.commit()
-            flash(_("The item is back in the queue."), "info")
-    return redirect(url_for(".review", review_id=review_id))
+    return _claim_action(review_id, ReleaseForm, services.release, _("The item is back in the queue."), "info")
 
 
 @bp.route("/reviews/<int:review_id>/comments", methods=["POST"])
