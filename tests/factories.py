@@ -63,12 +63,17 @@ def ensure_lexicon():
     compliance.ensure_default_lexicon("test")
 
 
-def make_ready_rendition(package, payload: bytes = b"\x00\x00\x00\x18ftypmp42 not a real video"):
-    """A finished rendition row backed by real stored bytes (render tests cover real video)."""
+def make_ready_rendition(package, payload: bytes = b"\x00\x00\x00\x18ftypmp42 not a real video", *,
+                         current: bool = True):
+    """A finished rendition row backed by real stored bytes (render tests cover real video).
+
+    ``current=False`` gives it a recipe hash that matches no inputs (a stale rendition).
+    """
     import io
 
     from advisor_studio import storage
     from advisor_studio.extensions import db
+    from advisor_studio.video import services as video
     from advisor_studio.video.models import RENDER_READY, Rendition, SourceVideo
 
     store = storage.get_storage()
@@ -79,9 +84,12 @@ def make_ready_rendition(package, payload: bytes = b"\x00\x00\x00\x18ftypmp42 no
     db.session.add(source)
     db.session.flush()
     out = store.put_stream(io.BytesIO(payload + b"rendered"), storage.new_key("renditions", ".mp4"))
-    rendition = Rendition(package_id=package.id, source_id=source.id, recipe={}, recipe_hash="0" * 64,
-                          status=RENDER_READY, progress=100.0, storage_key=out.key, sha256=out.sha256,
-                          size_bytes=out.size, duration_s=12.0, width=1080, height=1920)
+    # Made from the package's current inputs with this (now newest) source, as a real render would be.
+    inputs = video.recipe_inputs(package)
+    recipe_hash = video.inputs_hash(source.sha256, inputs) if current else "0" * 64
+    rendition = Rendition(package_id=package.id, source_id=source.id, recipe={"request": inputs},
+                          recipe_hash=recipe_hash, status=RENDER_READY, progress=100.0, storage_key=out.key,
+                          sha256=out.sha256, size_bytes=out.size, duration_s=12.0, width=1080, height=1920)
     db.session.add(rendition)
     db.session.flush()
     return rendition

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from advisor_studio.accounts.models import User
-from advisor_studio.compliance import services
+from advisor_studio.compliance import approvals, services
 from advisor_studio.compliance.diff import highlight, side_by_side, usable_findings
 from advisor_studio.compliance.models import (
     STAGE_PACKAGE,
@@ -248,6 +248,7 @@ def _subtitle_cues(review: Review, findings: list[dict], flagged: set[int]) -> l
 def review_page(review: Review, user, now: datetime | None = None) -> dict:
     """Everything the review page shows: highlighted fields, findings, diff, video, comments, claim state."""
     from advisor_studio.compliance.models import Scan
+    from advisor_studio.video import services as video_services
     from advisor_studio.video.models import Rendition
 
     now = now or utcnow()
@@ -275,9 +276,10 @@ def review_page(review: Review, user, now: datetime | None = None) -> dict:
             if old != new:
                 diffs.append({"field": name, "rows": side_by_side(old, new)})
 
-    rendition = None
+    rendition, inputs_hash = None, None
     if review.stage == STAGE_PACKAGE:
         rendition = db.session.get(Rendition, (review.manifest or {}).get("rendition_id") or 0)
+        inputs_hash = video_services.current_recipe_hash(review.package)
     current_sha = services.manifest_hash(services.current_manifest(review))
     approval = approval_of(review) if review.decision == "approve" else None
     flag_scan = db.session.get(Scan, approval.flag_scan_id) if approval is not None and approval.flag_scan_id else None
@@ -285,6 +287,8 @@ def review_page(review: Review, user, now: datetime | None = None) -> dict:
     return {
         "review": review, "fields": fields, "findings": findings, "cues": cues, "flagged_lines": flagged_lines,
         "scan": scan, "previous": previous, "diffs": diffs, "rendition": rendition,
+        "inputs_hash": inputs_hash,
+        "inputs_match": rendition is not None and inputs_hash is not None and rendition.recipe_hash == inputs_hash,
         "current_manifest_sha256": current_sha, "manifest_changed": current_sha != review.manifest_sha256,
         "approval": approval, "flag_scan": flag_scan, "threads": comment_threads(list(review.comments)),
         "now": now, "claimed": claimed, "claimed_by_me": claimed and review.claimed_by_id == user.id,
@@ -298,13 +302,12 @@ def review_page(review: Review, user, now: datetime | None = None) -> dict:
 def live_approvals_query(*, q: str = "", platform: str = "", flagged_only: bool = False,
                          expiring_only: bool = False, now: datetime | None = None) -> sa.Select:
     """Live approvals of packages, flagged ones first, then by expiry; rows eagerly loaded."""
-    from advisor_studio.studio.models import PKG_APPROVED, Package
+    from advisor_studio.studio.models import Package
 
     now = now or utcnow()
     stmt = (sa.select(Approval).join(Package, Package.id == Approval.package_id)
             .join(User, User.id == Package.author_id)
-            .where(Approval.voided_at.is_(None), sa.or_(Approval.expires_at.is_(None), Approval.expires_at > now),
-                   Package.status == PKG_APPROVED)
+            .where(approvals.live_clause(now))
             .options(so.joinedload(Approval.approved_by).options(*_user_light()),
                      so.joinedload(Approval.review).options(
                          so.load_only(Review.id, Review.package_id, Review.author_id, Review.stage),
@@ -391,11 +394,11 @@ def landing_data(user) -> dict:
     """Counts and items for the landing page section of this feature (empty when none apply)."""
     if not is_officer(user):
         return {}
-    from advisor_studio.studio.models import PKG_APPROVED, Package
+    from advisor_studio.studio.models import Package
 
     now = utcnow()
     overdue_ids = list(db.session.scalars(open_reviews_query(overdue=True, now=now).limit(LANDING_ITEMS)))
-    live = sa.and_(Approval.voided_at.is_(None), Approval.expires_at > now, Package.status == PKG_APPROVED)
+    live = approvals.live_clause(now)
     base = sa.select(Approval).join(Package, Package.id == Approval.package_id).where(live)
     counted = db.session.execute(
         sa.select(sa.func.count(Approval.flagged_at),

@@ -13,6 +13,7 @@ from flask import current_app
 from flask_babel import gettext as _
 
 from advisor_studio import audit
+from advisor_studio.compliance import approvals
 from advisor_studio.compliance import scanner as scan_logic
 from advisor_studio.compliance.models import (
     DECISION_APPROVE,
@@ -334,6 +335,7 @@ def package_manifest(package, lexicon_version: int) -> dict:
         "script_revision_sha256": package.script_revision.sha256,
         "rendition_id": rendition.id if rendition else None,
         "rendition_sha256": rendition.sha256 if rendition else None,
+        "rendition_recipe_hash": rendition.recipe_hash if rendition else None,
         "cover_sha256": rendition.cover_sha256 if rendition else None,
         "caption": package.caption,
         "hashtags": list(package.hashtags or []),
@@ -514,6 +516,9 @@ def decide(review: Review, actor, decision: str, reason: str = "", *, expected_m
                        code="changed_since_claim")
     if decision == DECISION_APPROVE and review.scan is not None and review.scan.blocking:
         raise Conflict(_("The pre-check has blocking findings; this cannot be approved."), code="blocking_findings")
+    if decision == DECISION_APPROVE and review.stage == STAGE_PACKAGE and not _rendition_is_current(review.package):
+        raise Conflict(_("The video was not made from the package's current inputs; it cannot be approved. "
+                         "Request changes so the author renders it again."), code="rendition_stale")
 
     review.decision = decision
     review.decided_by_id = actor.id
@@ -547,13 +552,15 @@ def decide(review: Review, actor, decision: str, reason: str = "", *, expected_m
     return review
 
 
+def _rendition_is_current(package) -> bool:
+    from advisor_studio.video import services as video
+
+    return video.rendition_is_current(package)
+
+
 def live_approval(package) -> Approval | None:
-    """The package's approval that is neither voided nor expired, if any."""
-    now = utcnow()
-    stmt = sa.select(Approval).where(Approval.package_id == package.id, Approval.voided_at.is_(None)).order_by(
-        Approval.approved_at.desc())
-    approval = db.session.scalars(stmt).first()
-    return approval if approval is not None and approval.is_live(now) else None
+    """The package's live approval (see compliance.approvals), if any."""
+    return approvals.live_approvals_by_package([package.id]).get(package.id)
 
 
 def void_approvals(package, actor, reason: str) -> list[Approval]:
@@ -606,11 +613,10 @@ def rescan_live_approvals(version: int) -> int:
     from advisor_studio.studio.models import PKG_APPROVED, Package
 
     flagged = 0
-    stmt = sa.select(Package).where(Package.status == PKG_APPROVED).order_by(Package.id)
-    for package in db.session.scalars(stmt).all():
-        approval = live_approval(package)
-        if approval is None:
-            continue
+    live = approvals.live_approvals_by_package(db.session.scalars(
+        sa.select(Package.id).where(Package.status == PKG_APPROVED).order_by(Package.id)).all())
+    for package_id, approval in sorted(live.items()):
+        package = db.session.get(Package, package_id)
         report = scan_fields(package_fields(package), platforms=package_platforms(package),
                              advisor=package.author, version=version)
         scan = record_scan("package", package.id, report)

@@ -16,6 +16,7 @@ import sqlalchemy.orm as so
 from flask_babel import gettext as _
 from flask_sqlalchemy.pagination import SelectPagination
 
+from advisor_studio.compliance import approvals
 from advisor_studio.compliance.models import STAGE_PACKAGE, STAGE_SCRIPT, Approval, Review, ReviewComment, Scan
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.extensions import db
@@ -102,15 +103,8 @@ def latest_renditions(package_ids) -> dict[int, Rendition]:
 
 
 def live_approvals(package_ids, now: datetime | None = None) -> dict[int, Approval]:
-    """The live (not voided, not expired) approval of each package that has one."""
-    ids = list(package_ids)
-    if not ids:
-        return {}
-    now = now or utcnow()
-    stmt = (sa.select(Approval).where(Approval.package_id.in_(ids), Approval.voided_at.is_(None))
-            .order_by(Approval.approved_at, Approval.id))
-    found = {a.package_id: a for a in db.session.scalars(stmt)}  # the newest wins
-    return {pid: a for pid, a in found.items() if a.is_live(now)}
+    """The live approval of each package that has one (the rule lives in compliance.approvals)."""
+    return approvals.live_approvals_by_package(package_ids, now)
 
 
 def _subject_filter(script_ids, package_ids):
@@ -390,8 +384,7 @@ def landing_data(user) -> dict:
     horizon = now + timedelta(days=EXPIRY_WARNING_DAYS)
     expiring = list(db.session.execute(
         sa.select(Package, Approval).join(Approval, Approval.package_id == Package.id)
-        .where(Package.author_id == user.id, Package.status == PKG_APPROVED, Approval.voided_at.is_(None),
-               Approval.expires_at > now, Approval.expires_at <= horizon)
+        .where(Package.author_id == user.id, approvals.live_clause(now), Approval.expires_at <= horizon)
         .order_by(Approval.expires_at).limit(LANDING_ITEMS)).all())
 
     changes = [("script", s) for s in open_scripts if s.status == SCRIPT_CHANGES_REQUESTED]

@@ -330,6 +330,8 @@ def update_package(package: Package, actor, *, title=None, caption=None, hashtag
         if sorted(c.id for c in new_channels) != sorted(c.id for c in package.channels):
             changed.append("channels")
     if not changed:
+        # Saving unchanged settings re-renders a stale video (e.g. after a new disclaimer or profile photo).
+        _rerender_if_stale(package, actor)
         return package
     for key, value in updates.items():
         setattr(package, key, value)
@@ -347,12 +349,17 @@ RENDER_FIELDS = {"subtitles_srt", "cover_time_s", "title_card", "title"}
 
 def _rerender(package: Package, actor) -> None:
     from advisor_studio.video import services as video
-    from advisor_studio.video.models import SourceVideo
 
-    source = db.session.scalars(sa.select(SourceVideo).where(SourceVideo.package_id == package.id)
-                                .order_by(SourceVideo.id.desc())).first()
+    source = video.newest_source(package)
     if source is not None:
         video.request_render(package, source, actor)
+
+
+def _rerender_if_stale(package: Package, actor) -> None:
+    from advisor_studio.video import services as video
+
+    if package.rendition is not None and not video.rendition_is_current(package):
+        _rerender(package, actor)
 
 
 def set_rendition(package: Package, rendition, actor) -> Package:
@@ -397,6 +404,8 @@ def subtitle_lines_not_in_script(package: Package) -> list[dict]:
 
 def submit_package(package: Package, actor) -> Package:
     """Pre-check the package and queue it for final approval (or renewal after expiry)."""
+    from advisor_studio.video import services as video
+
     _require_author(package, actor)
     if package.status not in (PKG_DRAFT, PKG_CHANGES_REQUESTED, PKG_EXPIRED):
         raise Conflict(_("Only a draft, returned or expired package can be submitted."), code="not_submittable")
@@ -406,6 +415,10 @@ def submit_package(package: Package, actor) -> Package:
     if package.rendition is None or not package.rendition.is_ready:
         raise Conflict(_("Upload a video and wait for the rendition to finish before submitting."),
                        code="no_rendition")
+    if not video.rendition_is_current(package):
+        raise Conflict(_("The video no longer matches the package's current settings (subtitles, title, cover, "
+                         "disclaimer or profile). Wait for the new render to finish, or save the package to start "
+                         "one, then submit."), code="rendition_stale")
     if not package.channels:
         raise ValidationError(_("Choose at least one MCN channel."), fields={"channels": _("required")})
     report = compliance.scan_fields(compliance.package_fields(package),

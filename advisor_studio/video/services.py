@@ -51,6 +51,8 @@ REASONS = {
     "bad_output": _l("The converted video failed its final check."),
     "subtitles": _l("The subtitle file is not valid SRT."),
     "interrupted": _l("The render was interrupted several times (the worker stopped). Try again later."),
+    "pinned_input": _l("A file this render was queued with changed since (for example the profile photo). "
+                       "Save the package again to render it anew."),
 }
 
 
@@ -153,25 +155,84 @@ def _probe_summary(result) -> dict:
 
 
 def recipe_inputs(package) -> dict:
-    """What besides the source decides a render of this package (its hash picks the rendition)."""
+    """Every input besides the source that a render of this package burns in, as the package is now.
+
+    The dict is stored with the rendition when it is requested (its pinned inputs): the worker renders
+    from it alone, so a later edit of the package cannot leak into a render recorded under this hash.
+    """
     profile = package.author.advisor_profile
     version, text = current_disclaimer()
+    srt = package.subtitles_srt or None
+    card = package.title if package.title_card else None
+    # The photo is only drawn on the title card; without a card a new avatar must not make renders stale.
+    avatar = profile if card and profile is not None and profile.avatar_key else None
     return {
         "advisor_name": profile.real_name if profile else None,
         "sac_number": profile.sac_number if profile else None,
-        "avatar_sha256": profile.avatar_sha256 if profile else None,
+        "avatar_key": avatar.avatar_key if avatar else None,
+        "avatar_sha256": avatar.avatar_sha256 if avatar else None,
         "disclaimer_version": version,
         "disclaimer": text,
-        "subtitles_sha256": package.subtitles_sha256,
-        "title_card": package.title if package.title_card else None,
-        "cover_time_s": package.cover_time_s,
+        "subtitles_srt": srt,
+        "subtitles_sha256": hashlib.sha256(srt.encode()).hexdigest() if srt else None,
+        "title_card": card,
+        "cover_title": package.title,
+        "cover_time_s": float(package.cover_time_s if package.cover_time_s is not None else 1.0),
         "template_version": render_logic.TEMPLATE_VERSION,
     }
 
 
-def request_render(package, source: SourceVideo, actor, *, enqueue: bool = True) -> Rendition:
-    """Queue a render of ``source`` with the package's current settings, or reuse an identical one.
+def inputs_hash(source_sha256: str, inputs: dict) -> str:
+    """The request hash of a render: the source's SHA-256 plus the pinned inputs, canonical JSON."""
+    return hashlib.sha256(json.dumps({"source": source_sha256, **inputs}, sort_keys=True,
+                                     ensure_ascii=False).encode()).hexdigest()
 
+
+def newest_source(package) -> SourceVideo | None:
+    """The package's most recent accepted upload (what a new render would start from)."""
+    return db.session.scalars(sa.select(SourceVideo).where(SourceVideo.package_id == package.id)
+                              .order_by(SourceVideo.id.desc())).first()
+
+
+def current_recipe_hash(package, source: SourceVideo | None = None) -> str | None:
+    """The request hash of the package's current inputs with ``source`` (default: its newest upload).
+
+    The one definition of "made from exactly these inputs": request_render, mark_ready, submission,
+    the decision and the review page all compare against it. None when the package has no video.
+    """
+    source = source or newest_source(package)
+    if source is None:
+        return None
+    return inputs_hash(source.sha256, recipe_inputs(package))
+
+
+def rendition_is_current(package, rendition=None) -> bool:
+    """Whether ``rendition`` (default: the package's own) was made from the package's current inputs."""
+    rendition = rendition if rendition is not None else package.rendition
+    if rendition is None:
+        return False
+    current = current_recipe_hash(package)
+    return current is not None and rendition.recipe_hash == current
+
+
+def adopt_if_current(rendition: Rendition, actor) -> bool:
+    """Make a ready rendition the package's if it matches the current inputs and nothing approved is in the way."""
+    from advisor_studio.studio import services as studio
+    from advisor_studio.studio.models import PKG_CHANGES_REQUESTED, PKG_DRAFT
+
+    package = rendition.package
+    if not rendition.is_ready or not rendition_is_current(package, rendition):
+        return False
+    if package.rendition_id is not None and package.status not in (PKG_DRAFT, PKG_CHANGES_REQUESTED):
+        return False
+    studio.set_rendition(package, rendition, actor)
+    return True
+
+
+def request_render(package, source: SourceVideo, actor, *, enqueue: bool = True) -> Rendition:
+    """Queue a render of ``source`` with the package's current inputs pinned, or reuse an identical one.
+
+    A reused finished rendition is adopted at once; a queued or running one is adopted when it finishes.
     ``enqueue=False`` leaves running it to the caller (seed-demo renders in-process).
     """
     profile = package.author.advisor_profile
@@ -180,12 +241,13 @@ def request_render(package, source: SourceVideo, actor, *, enqueue: bool = True)
     except render_logic.IdentityError as exc:
         raise ValidationError(reason_text("identity"), code="identity") from exc
     inputs = recipe_inputs(package)
-    request_hash = hashlib.sha256(json.dumps({"source": source.sha256, **inputs}, sort_keys=True,
-                                             ensure_ascii=False).encode()).hexdigest()
+    request_hash = current_recipe_hash(package, source)
     existing = db.session.scalars(sa.select(Rendition).where(
         Rendition.package_id == package.id, Rendition.recipe_hash == request_hash,
-        Rendition.status.in_((RENDER_QUEUED, RENDER_RUNNING, RENDER_READY)))).first()
+        Rendition.status.in_((RENDER_QUEUED, RENDER_RUNNING, RENDER_READY))).order_by(Rendition.id.desc())).first()
     if existing is not None:
+        if existing.status == RENDER_READY:
+            adopt_if_current(existing, actor)
         return existing
     rendition = Rendition(package_id=package.id, source_id=source.id, recipe={"request": inputs},
                           recipe_hash=request_hash, status=RENDER_QUEUED, progress=0.0)
@@ -233,10 +295,7 @@ def record_progress(rendition_id: int, percent: float) -> None:
 
 
 def mark_ready(rendition: Rendition, *, key: str, result, cover_key: str, cover_sha256: str, recipe: dict) -> None:
-    """Record a finished render; its package starts using it if nothing approved is in the way."""
-    from advisor_studio.studio import services as studio
-    from advisor_studio.studio.models import PKG_CHANGES_REQUESTED, PKG_DRAFT
-
+    """Record a finished render; the package adopts it only if it was made from the package's current inputs."""
     rendition.storage_key = key
     rendition.sha256 = result.sha256
     rendition.size_bytes = result.size_bytes
@@ -250,9 +309,8 @@ def mark_ready(rendition: Rendition, *, key: str, result, cover_key: str, cover_
     db.session.flush()
     audit.record("rendition.ready", "rendition", rendition.id, actor="worker",
                  details={"sha256": result.sha256, "size": result.size_bytes, "package_id": rendition.package_id})
-    package = rendition.package
-    if package.rendition_id is None or package.status in (PKG_DRAFT, PKG_CHANGES_REQUESTED):
-        studio.set_rendition(package, rendition, "worker")
+    # A render requested before a later edit finishes stale: it stays in the list but does not win.
+    adopt_if_current(rendition, "worker")
 
 
 def mark_failed(rendition: Rendition, code: str, detail: str = "") -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -23,6 +24,8 @@ from advisor_studio.video.srt import SubtitleError
 # A 15-minute 1080p source renders in well under this on one core; the hard limit stops runaway encodes.
 SOFT_LIMIT_S = 3 * 3600
 HARD_LIMIT_S = SOFT_LIMIT_S + 300
+# A rendition queued before inputs were pinned lacks these; it is refused rather than read from the package.
+PINNED_KEYS = frozenset({"subtitles_srt", "cover_title", "cover_time_s", "avatar_key"})
 MAX_ATTEMPTS = 3  # a render whose worker died this many times is marked failed (retry button remains)
 
 
@@ -54,7 +57,6 @@ def render_rendition(self, rendition_id: int) -> str:
     rendition = db.session.get(Rendition, rendition_id)
     if rendition is None or rendition.status in (RENDER_READY, RENDER_FAILED):
         return rendition.status if rendition else "missing"
-    package = rendition.package
     if (rendition.attempts or 0) >= MAX_ATTEMPTS:
         # Redelivered again after repeated worker deaths (e.g. out of memory): stop instead of looping.
         services.mark_failed(rendition, "interrupted", f"{rendition.attempts} attempts")
@@ -67,19 +69,29 @@ def render_rendition(self, rendition_id: int) -> str:
     try:
         source_path = os.path.join(work, "source")
         store.fetch_to_path(rendition.source.storage_key, source_path)
+        # Only the inputs pinned when the render was requested: the package may have changed since.
         inputs = rendition.recipe["request"]
+        if not PINNED_KEYS <= inputs.keys():
+            raise render_logic.RenderError("pinned_input", "queued before its inputs were pinned; request it again")
         subtitles_path = None
-        if package.subtitles_srt and inputs.get("subtitles_sha256"):
+        if inputs.get("subtitles_sha256"):
+            srt = inputs.get("subtitles_srt") or ""
+            if hashlib.sha256(srt.encode()).hexdigest() != inputs["subtitles_sha256"]:
+                raise render_logic.RenderError("pinned_input", "the pinned subtitles do not match their SHA-256")
             subtitles_path = os.path.join(work, "subtitles.srt")
-            with open(subtitles_path, "w", encoding="utf-8") as fh:
-                fh.write(package.subtitles_srt)
+            with open(subtitles_path, "w", encoding="utf-8", newline="") as fh:
+                fh.write(srt)
         title_card = None
         if inputs.get("title_card"):
             photo = None
-            profile = package.author.advisor_profile
-            if profile and profile.avatar_key:
+            if inputs.get("avatar_key"):
                 photo = os.path.join(work, "avatar.jpg")
-                store.fetch_to_path(profile.avatar_key, photo)
+                try:
+                    store.fetch_to_path(inputs["avatar_key"], photo)
+                except storage.StorageError as exc:
+                    raise render_logic.RenderError("pinned_input", "the pinned profile photo is gone") from exc
+                if render_logic.sha256_file(photo) != inputs.get("avatar_sha256"):
+                    raise render_logic.RenderError("pinned_input", "the profile photo no longer matches its SHA-256")
             title_card = render_logic.TitleCard(title=inputs["title_card"], photo_path=photo)
         options = render_logic.RenderOptions(
             advisor_name=inputs["advisor_name"], sac_number=inputs["sac_number"], disclaimer=inputs["disclaimer"],
@@ -106,7 +118,7 @@ def render_rendition(self, rendition_id: int) -> str:
             if stored.sha256 != result.sha256:
                 raise render_logic.RenderError("copy_mismatch", "stored bytes differ from the rendered file")
         cover_path = os.path.join(work, "cover.jpg")
-        cover = render_logic.extract_cover(source_path, package.cover_time_s, package.title, cover_path,
+        cover = render_logic.extract_cover(source_path, inputs["cover_time_s"], inputs["cover_title"], cover_path,
                                            tmp_root=work)
         cover_key = f"covers/{recipe.recipe_hash()[:2]}/{recipe.recipe_hash()}-{cover.sha256[:16]}.jpg"
         if not store.exists(cover_key):

@@ -71,9 +71,9 @@ def submit_package(app, author, officer, *, srt: str | None = None, platform: st
         advisor = user(author)
         script = db.session.get(Review, script_review).script
         package = studio.create_package(script, advisor, channel_ids=[make_channel(platform=platform).id])
-        studio.set_rendition(package, make_ready_rendition(package), advisor)
-        if srt:
+        if srt:  # before the video: the rendition must be made from the subtitles it is submitted with
             studio.update_package(package, advisor, subtitles=srt)
+        studio.set_rendition(package, make_ready_rendition(package), advisor)
         studio.submit_package(package, advisor)
         db.session.commit()
         review_id = db.session.scalars(sa.select(Review.id).where(Review.package_id == package.id,
