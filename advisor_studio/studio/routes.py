@@ -45,6 +45,7 @@ from advisor_studio.studio.permissions import (
     can_write_scripts,
 )
 from advisor_studio.studio.textdiff import diff_counts, mark_findings, side_by_side
+from advisor_studio.video import services as video_services
 
 bp = Blueprint("studio", __name__, url_prefix="/studio")
 
@@ -397,7 +398,8 @@ def _package_page(package: Package, form: PackageForm, groups, *, report=None, r
     approval = dashboard.latest_approval(package)
     checklist = {
         "script": services.script_is_preapproved(package.script_revision),
-        "rendition": package.rendition is not None and package.rendition.is_ready,
+        "rendition": package.rendition is not None and package.rendition.is_ready
+        and video_services.rendition_is_current(package),
         "channels": bool(package.channels),
     }
     if report is None and scan is not None:
