@@ -51,8 +51,7 @@ REASONS = {
     "bad_output": _l("The converted video failed its final check."),
     "subtitles": _l("The subtitle file is not valid SRT."),
     "interrupted": _l("The render was interrupted several times (the worker stopped). Try again later."),
-    "pinned_input": _l("A file this render was queued with changed since (for example the profile photo). "
-                       "Save the package again to render it anew."),
+    "pinned_input": _l("A file this render was queued with has changed since. Save the package to render anew."),
 }
 
 
