@@ -21,7 +21,7 @@ from advisor_studio.extensions import db
 from advisor_studio.studio import services as studio
 from advisor_studio.studio.models import Package
 from advisor_studio.video import services as video
-from advisor_studio.video.models import Rendition
+from advisor_studio.video.models import Rendition, SourceVideo
 from advisor_studio.video.tasks import render_rendition
 from tests.factories import make_ready_rendition
 from tests.video.test_pipeline import make_clip, make_package
@@ -40,6 +40,18 @@ def _run(rendition_id: int) -> Rendition:
     assert render_rendition.apply(args=[rendition_id]).get() in ("ready", "failed")
     db.session.expire_all()
     return db.session.get(Rendition, rendition_id)
+
+
+def _jpeg(color: str) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 64), color).save(out, "JPEG")
+    return out.getvalue()
+
+
+def _source(setup) -> SourceVideo:
+    return db.session.get(SourceVideo, setup["source_id"])
 
 
 @pytest.fixture
@@ -65,15 +77,15 @@ def test_render_burns_the_subtitles_it_was_queued_with_not_the_packages_later_on
         advisor = db.session.get(User, users["advisor"].id)
         package = db.session.get(Package, setup["package_id"])
         studio.update_package(package, advisor, subtitles=SRT_A)
-        first = video.request_render(package, video.newest_source(package), advisor)
+        first = video.request_render(package, _source(setup), advisor)
         # The advisor saves other subtitles while the worker is still busy with the first render.
         studio.update_package(package, advisor, subtitles=SRT_BANNED)
         db.session.commit()
         done = _run(first.id)
         assert done.status == "ready", done.error
-        assert done.recipe["request"]["subtitles_srt"] == SRT_A
         # The subtitle file the renderer burned in hashes to A's text, the hash the rendition is recorded with.
         assert done.recipe["render"]["subtitle_sha256"] == _sha(SRT_A) == done.recipe["request"]["subtitles_sha256"]
+        assert done.recipe["request"]["subtitles_srt"] == SRT_A
         package = db.session.get(Package, setup["package_id"])
         assert package.subtitles_sha256 == _sha(SRT_BANNED)
         # Made from inputs the package no longer has: finished, kept, but not the package's video.
@@ -86,7 +98,7 @@ def test_stale_render_finishing_last_does_not_replace_the_current_one(fast_app, 
         advisor = db.session.get(User, users["advisor"].id)
         package = db.session.get(Package, setup["package_id"])
         studio.update_package(package, advisor, subtitles=SRT_A)
-        old = video.request_render(package, video.newest_source(package), advisor)
+        old = video.request_render(package, _source(setup), advisor)
         studio.update_package(package, advisor, subtitles="1\n00:00:00,200 --> 00:00:01,500\n长期持有\n")
         new = db.session.scalars(sa.select(Rendition).order_by(Rendition.id.desc())).first()
         assert new.id != old.id
@@ -106,7 +118,7 @@ def test_removing_subtitles_adopts_the_earlier_rendition_and_the_approved_video_
         advisor = db.session.get(User, users["advisor"].id)
         officer = db.session.get(User, users["compliance"].id)
         package = db.session.get(Package, setup["package_id"])
-        r0 = _run(video.request_render(package, video.newest_source(package), advisor).id)
+        r0 = _run(video.request_render(package, _source(setup), advisor).id)
         assert r0.status == "ready" and db.session.get(Package, setup["package_id"]).rendition_id == r0.id
 
         package = db.session.get(Package, setup["package_id"])
@@ -141,18 +153,18 @@ def test_render_fails_with_a_clear_reason_when_the_pinned_avatar_bytes_changed(f
     with fast_app.app_context():
         advisor = db.session.get(User, users["advisor"].id)
         store = storage.get_storage()
-        photo = store.put_stream(io.BytesIO(b"the approved portrait"), storage.new_key("avatars", ".jpg"))
+        photo = store.put_stream(io.BytesIO(_jpeg("navy")), storage.new_key("avatars", ".jpg"))
         advisor.advisor_profile.avatar_key, advisor.advisor_profile.avatar_sha256 = photo.key, photo.sha256
         package = db.session.get(Package, setup["package_id"])
         studio.update_package(package, advisor, title_card=True)
         queued = db.session.scalars(sa.select(Rendition).order_by(Rendition.id.desc())).first()
-        assert queued.recipe["request"]["avatar_key"] == photo.key
-        assert queued.recipe["request"]["avatar_sha256"] == photo.sha256
         db.session.commit()
-        store.put_stream(io.BytesIO(b"someone else's face"), photo.key)  # same key, other bytes
+        store.put_stream(io.BytesIO(_jpeg("red")), photo.key)  # same key, another (valid) picture
         failed = _run(queued.id)
         assert failed.status == "failed" and failed.storage_key is None
         assert "[pinned_input]" in failed.error
+        assert failed.recipe["request"]["avatar_key"] == photo.key
+        assert failed.recipe["request"]["avatar_sha256"] == photo.sha256
         assert db.session.get(Package, setup["package_id"]).rendition_id is None
 
 
@@ -161,7 +173,7 @@ def test_render_queued_without_pinned_inputs_is_refused_rather_than_read_from_th
         advisor = db.session.get(User, users["advisor"].id)
         package = db.session.get(Package, setup["package_id"])
         studio.update_package(package, advisor, subtitles=SRT_A)
-        queued = video.request_render(package, video.newest_source(package), advisor)
+        queued = video.request_render(package, _source(setup), advisor)
         legacy = {k: v for k, v in queued.recipe["request"].items() if k not in ("subtitles_srt", "cover_title")}
         queued.recipe = {"request": legacy}
         failed = _run(queued.id)
