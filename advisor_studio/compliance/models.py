@@ -167,4 +167,9 @@ class Approval(db.Model):
     approved_by = so.relationship("User")
 
     def is_live(self, now: datetime) -> bool:
-        return self.voided_at is None and (self.expires_at is None or self.expires_at > now)
+        """Whether this approval is live at ``now``; the rule itself lives in compliance.approvals."""
+        from advisor_studio.compliance import approvals
+        from advisor_studio.studio.models import Package
+
+        package = db.session.get(Package, self.package_id) if self.package_id is not None else None
+        return approvals.is_live(self, package, now)

@@ -84,6 +84,7 @@ def test_sql_expression_and_python_predicate_agree(approved, case, fields, statu
     package = db.session.get(Package, package.id)
     assert _sql_live(approval, NOW) is expected, case
     assert approvals.is_live(approval, package, NOW) is expected, case
+    assert approval.is_live(NOW) is expected, case
     live = approvals.live_approvals_by_package([package.id], NOW)
     assert (package.id in live) is expected, case
 
