@@ -358,7 +358,8 @@ def _rerender(package: Package, actor) -> None:
 def _rerender_if_stale(package: Package, actor) -> None:
     from advisor_studio.video import services as video
 
-    if package.rendition is not None and not video.rendition_is_current(package):
+    if package.status in (PKG_DRAFT, PKG_CHANGES_REQUESTED, PKG_EXPIRED) and package.rendition is not None \
+            and not video.rendition_is_current(package):
         _rerender(package, actor)
 
 
@@ -370,7 +371,7 @@ def set_rendition(package: Package, rendition, actor) -> Package:
         return package
     if package.status == PKG_SUBMITTED:
         supersede_and_recall(package, actor, "a new rendition replaced the one under review")
-    package.rendition_id = rendition.id
+    package.rendition = rendition  # the relationship too, so checks later in this session see it
     db.session.flush()
     _after_change(package, actor, ["rendition"])
     return package

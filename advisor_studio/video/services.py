@@ -217,12 +217,13 @@ def rendition_is_current(package, rendition=None) -> bool:
 def adopt_if_current(rendition: Rendition, actor) -> bool:
     """Make a ready rendition the package's if it matches the current inputs and nothing approved is in the way."""
     from advisor_studio.studio import services as studio
-    from advisor_studio.studio.models import PKG_CHANGES_REQUESTED, PKG_DRAFT
+    from advisor_studio.studio.models import PKG_CHANGES_REQUESTED, PKG_DRAFT, PKG_EXPIRED
 
     package = rendition.package
     if not rendition.is_ready or not rendition_is_current(package, rendition):
         return False
-    if package.rendition_id is not None and package.status not in (PKG_DRAFT, PKG_CHANGES_REQUESTED):
+    # Never behind a live approval or a review; an expired package takes it (and returns to draft) for renewal.
+    if package.rendition_id is not None and package.status not in (PKG_DRAFT, PKG_CHANGES_REQUESTED, PKG_EXPIRED):
         return False
     studio.set_rendition(package, rendition, actor)
     return True

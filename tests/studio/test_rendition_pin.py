@@ -89,3 +89,45 @@ def test_saving_unchanged_settings_queues_the_missing_render_once(app, users):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Rendition)) == before + 1
         assert queued.recipe_hash == video.current_recipe_hash(package)
         assert queued.recipe["request"]["disclaimer"].endswith("本视频不构成任何投资建议。")
+
+
+def test_expired_package_with_an_outdated_video_can_be_rendered_again_and_renewed(app, users):
+    from types import SimpleNamespace
+
+    from advisor_studio.compliance import services as compliance
+    from tests.studio.test_pages import approved_package, set_expiry
+
+    package_id = approved_package(app, users["advisor"].id, users["compliance"].id)
+    set_expiry(app, package_id, -1)
+    with app.app_context():
+        assert compliance.expire_due_approvals() == 1
+        video.set_disclaimer("投资有风险，入市需谨慎。本视频不构成任何投资建议。",
+                             db.session.get(User, users["compliance"].id))
+        advisor = db.session.get(User, users["advisor"].id)
+        package = db.session.get(Package, package_id)
+        assert package.status == "expired" and not video.rendition_is_current(package)
+        with pytest.raises(Conflict):
+            studio.submit_package(package, advisor)
+        studio.update_package(package, advisor, title=package.title)  # "save" with nothing changed
+        queued = db.session.scalars(sa.select(Rendition).order_by(Rendition.id.desc())).first()
+        assert queued.status == "queued" and queued.recipe_hash == video.current_recipe_hash(package)
+        result = SimpleNamespace(sha256="e" * 64, size_bytes=10, duration_s=2.0, width=1080, height=1920)
+        video.mark_ready(queued, key="renditions/ee/e.mp4", result=result, cover_key="covers/ee/e.jpg",
+                         cover_sha256="e" * 64, recipe={})
+        assert package.rendition_id == queued.id and package.status == "draft"
+        studio.submit_package(package, advisor)
+        assert package.status == "submitted"
+
+
+def test_saving_an_approved_package_unchanged_queues_nothing(app, users):
+    from tests.studio.test_pages import approved_package
+
+    package_id = approved_package(app, users["advisor"].id, users["compliance"].id)
+    with app.app_context():
+        video.set_disclaimer("投资有风险，入市需谨慎。本视频不构成任何投资建议。",
+                             db.session.get(User, users["compliance"].id))
+        before = db.session.scalar(sa.select(sa.func.count()).select_from(Rendition))
+        package = db.session.get(Package, package_id)
+        studio.update_package(package, db.session.get(User, users["advisor"].id), title=package.title)
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Rendition)) == before
+        assert package.status == "approved"
