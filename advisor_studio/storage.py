@@ -217,8 +217,8 @@ class LocalStorage(Storage):
             info = self._path(key).stat()
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise StorageError(f"no object {key!r}") from exc
-        # Any write (in place or by replacing the file) changes mtime_ns or the inode; size for luck.
-        return f"local:{info.st_size}:{info.st_mtime_ns}:{info.st_ino}"
+        # Any write changes mtime_ns and ctime_ns (which, unlike mtime, cannot be set back), a replace the inode.
+        return f"local:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}"
 
     def local_path(self, key: str) -> Path:
         """The file behind ``key`` (local backend only), for streaming with sendfile."""
