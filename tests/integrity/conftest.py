@@ -45,8 +45,11 @@ def people(storage_app):
         return {key: record_of(user) for key, user in made.items()}
 
 
-def approved_package(app, people, payload: bytes) -> SimpleNamespace:
-    """An approved package whose rendition (video and cover) is stored; returns ids, keys and bytes."""
+def approved_package(app, people, payload: bytes, *, exact: bool = False) -> SimpleNamespace:
+    """An approved package whose rendition (video and cover) is stored; returns ids, keys and bytes.
+
+    With ``exact`` the rendition's stored bytes are ``payload`` itself (the factory appends a marker).
+    """
     script_id = approved_script(app, people["advisor"].id, people["compliance"].id)
     with app.app_context():
         author = db.session.get(User, people["advisor"].id)
@@ -54,6 +57,10 @@ def approved_package(app, people, payload: bytes) -> SimpleNamespace:
         package = studio.create_package(db.session.get(Script, script_id), author, channel_ids=[channel.id])
         rendition = make_ready_rendition(package, payload)
         from advisor_studio import storage
+
+        if exact:
+            out = storage.get_storage().put_stream(io.BytesIO(payload), storage.new_key("renditions", ".mp4"))
+            rendition.storage_key, rendition.sha256, rendition.size_bytes = out.key, out.sha256, out.size
 
         cover = storage.get_storage().put_stream(io.BytesIO(b"\xff\xd8cover" + payload[:50]),
                                                  storage.new_key("covers", ".jpg"))
@@ -63,7 +70,8 @@ def approved_package(app, people, payload: bytes) -> SimpleNamespace:
         studio.submit_package(package, author)
         db.session.commit()
         ids = SimpleNamespace(package_id=package.id, rendition_id=rendition.id, key=rendition.storage_key,
-                              cover_key=cover.key, partner_id=channel.partner_id, data=payload + b"rendered",
+                              cover_key=cover.key, partner_id=channel.partner_id,
+                              data=payload if exact else payload + b"rendered",
                               sha256=rendition.sha256)
     decide_open_review(app, people["compliance"].id, package_id=ids.package_id)
     return ids
