@@ -162,6 +162,9 @@ def create_app(config=None) -> Flask:
     from advisor_studio.distribution.cli import partners_cli
 
     app.cli.add_command(partners_cli)
+    from advisor_studio.integrity.cli import integrity_cli
+
+    app.cli.add_command(integrity_cli)
 
     @app.context_processor
     def inject_globals():

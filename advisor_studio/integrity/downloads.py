@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from flask import Response, current_app, request, stream_with_context
 from flask_babel import gettext as _
+from sqlalchemy.exc import SQLAlchemyError
 
 from advisor_studio import storage
 from advisor_studio.errors import error_response
@@ -228,13 +229,22 @@ def _hashing_stream(file: services.StoredFile, fingerprint: str):
         held = chunk
     actual = digest.hexdigest()
     if actual != file.expected_sha256:
-        # The request's transaction ended before streaming began; this is a new, short one.
-        services.raise_alert(file, actual, DETECTED_DOWNLOAD)
-        db.session.commit()
         current_app.logger.error("integrity mismatch while streaming %s: expected %s, got %s",
                                  file.key, file.expected_sha256, actual)
+        try:
+            # The request's transaction ended before streaming began; this is a new, short one.
+            services.raise_alert(file, actual, DETECTED_DOWNLOAD)
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            current_app.logger.exception("could not record the integrity alert for %s", file.key)
         raise IntegrityBreak(file.key)
-    services.record_verified(file.key, actual, fingerprint)
-    db.session.commit()
+    try:
+        services.record_verified(file.key, actual, fingerprint)
+        db.session.commit()
+    except SQLAlchemyError:
+        # The bytes were verified; failing to remember it only means the next Range request re-hashes.
+        db.session.rollback()
+        current_app.logger.exception("could not record the verification of %s", file.key)
     if held:
         yield held

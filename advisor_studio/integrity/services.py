@@ -10,6 +10,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
+from sqlalchemy.exc import IntegrityError
 
 from advisor_studio import audit, storage
 from advisor_studio.dbtypes import utcnow
@@ -133,12 +134,19 @@ def hash_stored(key: str) -> str | None:
 
 def record_verified(key: str, sha256: str, fingerprint: str) -> VerifiedFile:
     """Remember that ``key`` hashed to ``sha256`` while the backend reported ``fingerprint``."""
-    row = db.session.scalars(sa.select(VerifiedFile).where(VerifiedFile.storage_key == key)).first()
-    if row is None:
-        row = VerifiedFile(storage_key=key)
-        db.session.add(row)
-    row.sha256, row.fingerprint, row.verified_at = sha256, fingerprint, utcnow()
-    db.session.flush()
+    stmt = sa.select(VerifiedFile).where(VerifiedFile.storage_key == key)
+    try:
+        # A savepoint: two downloads finishing at once may both insert the first row for a key.
+        with db.session.begin_nested():
+            row = db.session.scalars(stmt).first()
+            if row is None:
+                row = VerifiedFile(storage_key=key)
+                db.session.add(row)
+            row.sha256, row.fingerprint, row.verified_at = sha256, fingerprint, utcnow()
+    except IntegrityError:
+        row = db.session.scalars(stmt).one()
+        row.sha256, row.fingerprint, row.verified_at = sha256, fingerprint, utcnow()
+        db.session.flush()
     return row
 
 

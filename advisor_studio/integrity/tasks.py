@@ -19,8 +19,9 @@ def verify_stored_files(run_id: int | None = None) -> int | None:
         db.session.flush()
     else:
         run = db.session.get(IntegrityRun, run_id)
-        if run is None or run.status != RUN_QUEUED:
-            return run_id  # a redelivered message for a run that already started: nothing to do twice
+        if run is None or not run.is_active:
+            return run_id  # a redelivered message for a finished run: nothing to do twice
+        # A "running" run whose worker died is started over: re-hashing is idempotent.
     try:
         files = services.live_approved_files()
         services.start_run(run, len(files))

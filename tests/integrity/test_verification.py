@@ -129,3 +129,20 @@ def test_other_roles_cannot_start_a_run_or_resolve_an_alert(storage_app, people)
         assert resp.status_code == 403
     with storage_app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(IntegrityRun)) == 0
+
+
+def test_cli_verify_exits_1_and_names_the_failures_after_tampering(storage_app, people):
+    import json
+
+    pkg = approved_package(storage_app, people, os.urandom(700))
+    ok = storage_app.test_cli_runner().invoke(args=["integrity", "verify"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output.strip().splitlines()[-1])["failures"] == 0
+
+    tamper(storage_app, pkg.cover_key, position=1)
+    bad = storage_app.test_cli_runner().invoke(args=["integrity", "verify"])
+
+    assert bad.exit_code == 1
+    result = json.loads(bad.output.strip().splitlines()[-1])
+    assert (result["total"], result["checked"], result["failures"]) == (2, 2, 1)
+    assert package_state(storage_app, pkg.package_id).live is False
