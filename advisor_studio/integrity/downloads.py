@@ -207,9 +207,9 @@ def serve_verified(file: services.StoredFile, *, via: str, user_id, partner_id, 
     db.session.commit()
     if plan.status == 416:
         return Response(status=416, headers=plan.headers)
-    if request.method == "HEAD" or size == 0:
+    if request.method == "HEAD":
         return Response(status=plan.status, headers=plan.headers, content_type=content_type)
-    if plan.is_whole:
+    if plan.is_whole:  # an empty file too: a file truncated to nothing must not pass unhashed
         body = stream_with_context(_hashing_stream(file, fingerprint))
     else:
         body = stream_with_context(store.iter_range(file.key, plan.start, plan.end))

@@ -336,3 +336,16 @@ def test_every_follow_writes_a_log_row_with_a_truncated_ip_and_an_audit_entry(st
 ])
 def test_truncate_ip_keeps_only_the_network(address, expected):
     assert truncate_ip(address) == expected
+
+
+def test_a_rendition_truncated_to_nothing_is_not_served_as_an_empty_file(storage_app, pkg, partner_url):
+    with storage_app.app_context():
+        store = storage_module.get_storage()
+        if isinstance(store, storage_module.LocalStorage):
+            store.local_path(pkg.key).write_bytes(b"")
+        else:
+            store.client.put_object(Bucket=store.bucket, Key=pkg.key, Body=b"")
+
+    cut_off(storage_app.test_client(), partner_url)
+
+    assert package_state(storage_app, pkg.package_id).live is False
