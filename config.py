@@ -64,6 +64,11 @@ class Config:
         self.ATTRIBUTION_WINDOW_DAYS = _env_int("ATTRIBUTION_WINDOW_DAYS", 30)
         self.APPROVAL_VALID_DAYS = _env_int("APPROVAL_VALID_DAYS", 90)
         self.DOWNLOAD_URL_TTL_SECONDS = _env_int("DOWNLOAD_URL_TTL_SECONDS", 900)
+        # How often every stored file of every live approval is re-hashed (celery beat), in seconds.
+        self.INTEGRITY_VERIFY_INTERVAL_SECONDS = _env_int("INTEGRITY_VERIFY_INTERVAL_SECONDS", 86400)
+        # A byte range is served only if the file was fully verified this recently and is unchanged since
+        # (longer than the re-verification interval, so the scheduled run keeps ranges from re-hashing).
+        self.INTEGRITY_RANGE_MAX_AGE_SECONDS = _env_int("INTEGRITY_RANGE_MAX_AGE_SECONDS", 2 * 86400)
         self.MAX_UPLOAD_MB = _env_int("MAX_UPLOAD_MB", 2048)
         # Werkzeug answers 413 before reading a body larger than this.
         self.MAX_CONTENT_LENGTH = self.MAX_UPLOAD_MB * 1024 * 1024

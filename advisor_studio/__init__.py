@@ -144,6 +144,7 @@ def create_app(config=None) -> Flask:
     from advisor_studio.accounts.routes import bp as accounts_bp
     from advisor_studio.compliance.routes import bp as compliance_bp
     from advisor_studio.core.routes import bp as core_bp
+    from advisor_studio.integrity.routes import bp as integrity_bp
     from advisor_studio.studio.routes import bp as studio_bp
     from advisor_studio.video.routes import bp as video_bp
 
@@ -152,6 +153,7 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(studio_bp)
     app.register_blueprint(compliance_bp)
     app.register_blueprint(video_bp)
+    app.register_blueprint(integrity_bp)
 
     _import_models()
     from advisor_studio import cli
@@ -160,6 +162,9 @@ def create_app(config=None) -> Flask:
     from advisor_studio.distribution.cli import partners_cli
 
     app.cli.add_command(partners_cli)
+    from advisor_studio.integrity.cli import integrity_cli
+
+    app.cli.add_command(integrity_cli)
 
     @app.context_processor
     def inject_globals():
@@ -182,6 +187,8 @@ def _import_models() -> None:
     from advisor_studio.compliance import tasks as compliance_tasks  # noqa: F401
     from advisor_studio.core import tasks  # noqa: F401  (registers the tasks with Celery)
     from advisor_studio.distribution import models as distribution_models  # noqa: F401
+    from advisor_studio.integrity import models as integrity_models  # noqa: F401
+    from advisor_studio.integrity import tasks as integrity_tasks  # noqa: F401
     from advisor_studio.studio import models as studio_models  # noqa: F401
     from advisor_studio.video import models as video_models  # noqa: F401
     from advisor_studio.video import tasks as video_tasks  # noqa: F401

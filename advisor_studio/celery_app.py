@@ -67,6 +67,9 @@ def celery_init_app(app: Flask) -> Celery:
             # Approvals past APPROVAL_VALID_DAYS become "expired" (the partner-facing checks also
             # compare expires_at directly, so nothing expired is served between two runs).
             "expire-approvals": {"task": "advisor_studio.compliance.expire_approvals", "schedule": 600.0},
+            # Stored approved files are re-hashed, so tampering is found even if nobody downloads them.
+            "verify-stored-files": {"task": "advisor_studio.integrity.verify_stored_files",
+                                    "schedule": float(app.config.get("INTEGRITY_VERIFY_INTERVAL_SECONDS", 86400))},
         },
         beat_schedule_filename=str(Path(app.instance_path) / "celerybeat-schedule"),
     )

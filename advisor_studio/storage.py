@@ -8,6 +8,8 @@ multi-gigabyte video never sits in memory.
 from __future__ import annotations
 
 import abc
+import base64
+import binascii
 import hashlib
 import os
 import re
@@ -121,6 +123,21 @@ class Storage(abc.ABC):
         """A direct backend URL valid for ``ttl_seconds``, or None when the backend has none."""
         return None
 
+    def sha256_of(self, key: str) -> str:
+        """The SHA-256 of the bytes stored under ``key``, read in chunks (never whole into memory)."""
+        digest = hashlib.sha256()
+        for chunk in self.iter_range(key):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    @abc.abstractmethod
+    def fingerprint(self, key: str) -> str:
+        """A cheap token that changes whenever the object's bytes may have changed (no bytes read)."""
+
+    def stored_sha256(self, key: str) -> str | None:
+        """The whole-object SHA-256 the backend itself keeps for ``key``, or None when it keeps none."""
+        return None
+
     @abc.abstractmethod
     def healthcheck(self) -> bool:
         """True when the backend answers."""
@@ -195,6 +212,14 @@ class LocalStorage(Storage):
     def delete_unreferenced(self, key):
         self._path(key).unlink(missing_ok=True)
 
+    def fingerprint(self, key):
+        try:
+            info = self._path(key).stat()
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise StorageError(f"no object {key!r}") from exc
+        # Any write changes mtime_ns and ctime_ns (which, unlike mtime, cannot be set back), a replace the inode.
+        return f"local:{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_ino}"
+
     def local_path(self, key: str) -> Path:
         """The file behind ``key`` (local backend only), for streaming with sendfile."""
         return self._path(key)
@@ -250,8 +275,12 @@ class S3Storage(Storage):
                 size += len(chunk)
                 return chunk
 
-        extra = {"ContentType": content_type} if content_type else {}
-        self.client.upload_fileobj(_Hashing(), self.bucket, key, ExtraArgs=extra or None)
+        # S3 computes and keeps a SHA-256 of the object (whole-object for a single-part upload), so a
+        # Range request can later be checked against it without reading the bytes.
+        extra = {"ChecksumAlgorithm": "SHA256"}
+        if content_type:
+            extra["ContentType"] = content_type
+        self.client.upload_fileobj(_Hashing(), self.bucket, key, ExtraArgs=extra)
         return StoredObject(key, digest.hexdigest(), size)
 
     def open(self, key):
@@ -287,6 +316,31 @@ class S3Storage(Storage):
         except ClientError as exc:
             raise StorageError(f"no object {key!r}") from exc
 
+    def _head(self, key: str) -> dict:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=_check_key(key), ChecksumMode="ENABLED")
+        except ClientError as exc:
+            raise StorageError(f"no object {key!r}") from exc
+
+    def fingerprint(self, key):
+        head = self._head(key)
+        return "s3:{}:{}:{}:{}".format(head.get("ETag", ""), head.get("LastModified", ""),
+                                       head.get("ContentLength", ""), head.get("ChecksumSHA256", ""))
+
+    def stored_sha256(self, key):
+        head = self._head(key)
+        value = head.get("ChecksumSHA256")
+        # A multipart upload gets a checksum of part checksums ("...-N"): not the object's SHA-256.
+        if not value or "-" in value or head.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
+            return None
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        return raw.hex() if len(raw) == 32 else None
+
     def exists(self, key):
         _check_key(key)  # an invalid key is an error, not a missing object (as on the local backend)
         try:
@@ -321,31 +375,36 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
 
 
-def download_token(key: str, ttl_seconds: int, filename: str | None = None, audience: str = "") -> str:
-    """A signed token naming ``key`` that expires after ``ttl_seconds``."""
-    payload = {"k": _check_key(key), "x": int(time.time()) + int(ttl_seconds), "a": audience}
+def download_token(purpose: dict, ttl_seconds: int, filename: str | None = None) -> str:
+    """A signed token naming what it serves and to whom (``purpose``) that expires after ``ttl_seconds``."""
+    if not isinstance(purpose, dict) or not purpose:
+        raise StorageError("a download token must name what it serves")
+    payload = {"p": purpose, "x": int(time.time()) + int(ttl_seconds)}
     if filename:
         payload["f"] = filename
     return _serializer().dumps(payload)
 
 
 def read_download_token(token: str) -> dict:
-    """Decode a download token; raise StorageError if forged or expired."""
+    """Decode a download token; raise StorageError if forged, expired or naming no purpose."""
     try:
         payload = _serializer().loads(token, max_age=7 * 24 * 3600)
     except (SignatureExpired, BadSignature) as exc:
         raise StorageError("invalid download link") from exc
-    if not isinstance(payload, dict) or "k" not in payload or time.time() >= int(payload.get("x", 0)):
+    if not isinstance(payload, dict) or not isinstance(payload.get("p"), dict):
+        # Tokens for a bare storage key (issued before purposes existed) serve nothing.
+        raise StorageError("invalid download link")
+    if time.time() >= int(payload.get("x", 0)):
         raise StorageError("the download link has expired")
     return payload
 
 
-def download_url(key: str, ttl_seconds: int | None = None, filename: str | None = None, *,
+def download_url(purpose: dict, ttl_seconds: int | None = None, filename: str | None = None, *,
                  external: bool = False) -> str:
-    """An expiring URL of this app that streams ``key`` (with HTTP Range support)."""
+    """An expiring URL of this app (``core.storage_download``) for the download ``purpose`` names."""
     # "is None", not "or": a ttl of 0 means "already expired", not "the default lifetime".
     ttl = current_app.config["DOWNLOAD_URL_TTL_SECONDS"] if ttl_seconds is None else ttl_seconds
-    return url_for("core.storage_download", token=download_token(key, ttl, filename), _external=external)
+    return url_for("core.storage_download", token=download_token(purpose, ttl, filename), _external=external)
 
 
 # --- registry ------------------------------------------------------------------------------

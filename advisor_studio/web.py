@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import Response, abort, request, stream_with_context
@@ -46,13 +47,27 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
     return start, end
 
 
-def stream_object(key: str, filename: str | None = None, content_type: str = "application/octet-stream"):
-    """Stream a stored object with Range support (206/416) and no caching."""
-    store = storage.get_storage()
-    try:
-        size = store.size(key)
-    except storage.StorageError:
-        abort(404)
+@dataclass(frozen=True)
+class DownloadPlan:
+    """What a download response will be: status, the inclusive byte range and its headers."""
+
+    status: int
+    start: int
+    end: int
+    size: int
+    headers: dict
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1 if self.size and self.status != 416 else 0
+
+    @property
+    def is_whole(self) -> bool:
+        return self.status == 200
+
+
+def plan_download(size: int, filename: str | None = None) -> DownloadPlan:
+    """Status (200/206/416), byte range and headers for the current request on an object of ``size``."""
     # We send no ETag or Last-Modified, so no If-Range validator can match: RFC 9110 then
     # requires the whole representation rather than a slice of a possibly different one.
     range_header = None if "If-Range" in request.headers else request.headers.get("Range")
@@ -62,16 +77,28 @@ def stream_object(key: str, filename: str | None = None, content_type: str = "ap
         headers["Content-Disposition"] = storage.content_disposition(filename)
     if byte_range is False:
         headers["Content-Range"] = f"bytes */{size}"
-        return Response(status=416, headers=headers)
+        return DownloadPlan(416, 0, -1, size, headers)
     start, end = byte_range if byte_range else (0, size - 1)
     headers["Content-Length"] = str(end - start + 1 if size else 0)
     status = 200
     if byte_range:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return DownloadPlan(status, start, end, size, headers)
+
+
+def stream_object(key: str, filename: str | None = None, content_type: str = "application/octet-stream"):
+    """Stream a stored object with Range support (206/416) and no caching."""
+    store = storage.get_storage()
+    try:
+        size = store.size(key)
+    except storage.StorageError:
+        abort(404)
+    plan = plan_download(size, filename)
+    if plan.status == 416:
+        return Response(status=416, headers=plan.headers)
     if request.method == "HEAD" or size == 0:
-        return Response(status=status, headers=headers, content_type=content_type)
-    body = stream_with_context(store.iter_range(key, start, end))
-    return Response(body, status=status, headers=headers, content_type=content_type, direct_passthrough=True)
-
-
+        return Response(status=plan.status, headers=plan.headers, content_type=content_type)
+    body = stream_with_context(store.iter_range(key, plan.start, plan.end))
+    return Response(body, status=plan.status, headers=plan.headers, content_type=content_type,
+                    direct_passthrough=True)

@@ -65,6 +65,7 @@ PAGES = [
     ("/compliance/lexicon/try", {"compliance"}),
     ("/compliance/reviews/{missing}", {"advisor", "compliance"}, 404),
     ("/compliance/reviews/{missing}/rendition.mp4", {"advisor", "compliance"}, 404),
+    ("/compliance/integrity", {"compliance"}),
 ]
 
 

@@ -19,7 +19,7 @@ def run_flask(app, *args, input_text: str | None = None) -> subprocess.Completed
 def test_healthz_reports_db_broker_and_storage(client):
     resp = client.get("/healthz")
     assert resp.status_code == 200
-    assert resp.json == {"status": "ok", "db": "ok", "broker": "ok", "storage": "ok"}
+    assert resp.json == {"status": "ok", "db": "ok", "broker": "ok", "storage": "ok", "integrity": "ok"}
 
 
 def test_healthz_reports_broker_down(app_factory, monkeypatch):

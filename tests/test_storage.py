@@ -68,9 +68,12 @@ def put_bytes(store, data: bytes, suffix: str = ".bin") -> str:
     return key
 
 
-def signed_url(app, key: str, ttl: int | None = 60, filename: str | None = None) -> str:
-    with app.test_request_context():
-        return storage_module.download_url(key, ttl, filename)
+def signed_url(app, blob, ttl: int | None = 60, filename: str | None = None) -> str:
+    """A signed link to the approved rendition holding ``blob``'s bytes (a raw key is never signed)."""
+    from advisor_studio.integrity.downloads import Audience
+    from tests.integrity.conftest import link
+
+    return link(app, blob.rendition_id, Audience(partner_id=blob.partner_id), ttl_seconds=ttl, filename=filename)
 
 
 def fetch(app, url: str, method: str = "GET", **kwargs):
@@ -319,11 +322,32 @@ def test_config_reads_s3_create_bucket_from_the_environment(monkeypatch, value, 
 
 
 @pytest.fixture
-def blob(storage_app):
-    """A stored 1000-byte object and its signed download URL."""
-    data = os.urandom(1000)
-    key = put_bytes(storage_app.extensions["storage"], data)
-    return SimpleNamespace(key=key, data=data, url=signed_url(storage_app, key))
+def approved_blob(storage_app):
+    """Make an approved package whose rendition holds exactly the given bytes; return its ids and URL."""
+    from tests.conftest import record_of
+    from tests.factories import ensure_lexicon, make_user
+    from tests.integrity.conftest import approved_package
+
+    with storage_app.app_context():
+        ensure_lexicon()
+        people = {"advisor": make_user("advisor"), "compliance": make_user("compliance")}
+        from advisor_studio.extensions import db
+
+        db.session.commit()
+        people = {key: record_of(user) for key, user in people.items()}
+
+    def make(data: bytes) -> SimpleNamespace:
+        made = approved_package(storage_app, people, data, exact=True)
+        made.url = signed_url(storage_app, made)
+        return made
+
+    return make
+
+
+@pytest.fixture
+def blob(approved_blob):
+    """A stored 1000-byte approved rendition and its signed download URL."""
+    return approved_blob(os.urandom(1000))
 
 
 def test_download_url_serves_the_exact_bytes(storage_app, blob):
@@ -389,10 +413,10 @@ def test_head_returns_headers_and_no_body(storage_app, blob):
     assert ranged.data == b""
 
 
-def test_empty_object_downloads_as_an_empty_body(storage_app):
-    key = put_bytes(storage_app.extensions["storage"], b"")
+def test_empty_object_downloads_as_an_empty_body(storage_app, approved_blob):
+    empty = approved_blob(b"")
 
-    resp = fetch(storage_app, signed_url(storage_app, key))
+    resp = fetch(storage_app, empty.url)
 
     assert resp.status_code == 200
     assert resp.headers["Content-Length"] == "0"
@@ -410,13 +434,13 @@ def test_expired_download_link_returns_410(storage_app, blob, monkeypatch):
 
 @pytest.mark.parametrize("ttl", [0, -1])
 def test_download_link_with_no_lifetime_left_is_already_expired(storage_app, blob, ttl):
-    url = signed_url(storage_app, blob.key, ttl)
+    url = signed_url(storage_app, blob, ttl)
 
     assert fetch(storage_app, url).status_code == 410
 
 
 def test_download_url_without_ttl_uses_the_configured_lifetime(storage_app, blob, monkeypatch):
-    url = signed_url(storage_app, blob.key, None)
+    url = signed_url(storage_app, blob, None)
     ttl = storage_app.config["DOWNLOAD_URL_TTL_SECONDS"]
     now = time.time()
 
@@ -430,22 +454,26 @@ def test_forged_or_tampered_download_link_returns_410(storage_app, app_factory, 
     token = blob.url.rsplit("/", 1)[1]
     tampered = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
     other_app = app_factory(SECRET_KEY="some-other-secret")
-    forged = signed_url(other_app, blob.key).rsplit("/", 1)[1]
+    forged = signed_url(other_app, blob).rsplit("/", 1)[1]
 
     assert fetch(storage_app, f"/files/{token}").status_code == 200
     for bad in (tampered, forged, "not-a-token", token[: len(token) // 2]):
         assert fetch(storage_app, f"/files/{bad}").status_code == 410, bad
 
 
-def test_download_link_to_a_missing_object_returns_404(storage_app):
-    resp = fetch(storage_app, signed_url(storage_app, new_key("tests", ".bin")))
+def test_download_link_to_a_missing_object_is_refused_with_an_integrity_alert(storage_app, blob):
+    with storage_app.app_context():
+        storage_module.get_storage().delete_unreferenced(blob.key)
 
-    assert resp.status_code == 404
+    resp = fetch(storage_app, blob.url)
+
+    assert resp.status_code == 409
+    assert resp.data != b""
 
 
 @pytest.mark.parametrize("filename", ["report.pdf", "理财周报 2026.mp4", 'a"b; c.txt', "x\r\nSet-Cookie: a=b"])
 def test_download_sends_a_safe_content_disposition(storage_app, blob, filename):
-    resp = fetch(storage_app, signed_url(storage_app, blob.key, filename=filename))
+    resp = fetch(storage_app, signed_url(storage_app, blob, filename=filename))
 
     assert resp.status_code == 200
     disposition = resp.headers["Content-Disposition"]
@@ -455,11 +483,9 @@ def test_download_sends_a_safe_content_disposition(storage_app, blob, filename):
     assert resp.data == blob.data
 
 
-def test_large_download_streams_in_chunks(storage_app):
+def test_large_download_streams_in_chunks(storage_app, approved_blob):
     data = os.urandom(5 * MiB)
-    key = put_bytes(storage_app.extensions["storage"], data)
-
-    url = signed_url(storage_app, key)
+    url = approved_blob(data).url
 
     # The view's own response: a lazy iterator handed straight to the server, not a buffer.
     with storage_app.test_request_context(url):

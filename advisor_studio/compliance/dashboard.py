@@ -411,8 +411,13 @@ def landing_data(user) -> dict:
                                  .order_by(Approval.flagged_at.desc()).limit(LANDING_ITEMS)).all()
     expiring = db.session.scalars(base.where(Approval.expires_at <= now + timedelta(days=EXPIRING_DAYS))
                                   .options(*eager).order_by(Approval.expires_at).limit(LANDING_ITEMS)).all()
+    from advisor_studio.integrity.queries import open_alerts_summary
+
+    integrity_count, integrity_alerts = open_alerts_summary(LANDING_ITEMS)
     return {
         "now": now,
+        "integrity_count": integrity_count,
+        "integrity_alerts": integrity_alerts,
         "counts": queue_counts(now),
         "overdue_items": load_queue_rows(overdue_ids),
         "flagged_count": counted[0] or 0,

@@ -44,7 +44,7 @@ from advisor_studio.compliance.scanner import PLATFORMS
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.errors import DomainError, PermissionDenied
 from advisor_studio.extensions import db
-from advisor_studio.web import stream_object
+from advisor_studio.integrity.downloads import serve_rendition_in_app
 
 bp = Blueprint("compliance", __name__, url_prefix="/compliance")
 
@@ -145,7 +145,7 @@ def rendition(review_id: int):
     item = db.session.get(Rendition, (review.manifest or {}).get("rendition_id") or 0)
     if item is None or not item.storage_key:
         abort(404)
-    return stream_object(item.storage_key, content_type="video/mp4")
+    return serve_rendition_in_app(item, current_user)
 
 
 def _claim_action(review_id: int, form_class, action, message: str, category: str):

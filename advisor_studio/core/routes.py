@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask import (
     Blueprint,
-    abort,
     current_app,
     jsonify,
     redirect,
@@ -26,7 +25,8 @@ from advisor_studio.accounts.models import User
 from advisor_studio.accounts.permissions import can_read_audit_log
 from advisor_studio.audit import AuditEntry
 from advisor_studio.extensions import db
-from advisor_studio.web import safe_next, stream_object
+from advisor_studio.integrity.downloads import serve_signed
+from advisor_studio.web import safe_next
 
 bp = Blueprint("core", __name__)
 
@@ -58,13 +58,19 @@ def set_language(code: str):
 @bp.route("/healthz")
 @public
 def healthz():
-    result = {"status": "ok", "db": "ok", "broker": "ok", "storage": "ok"}
+    result = {"status": "ok", "db": "ok", "broker": "ok", "storage": "ok", "integrity": "ok"}
     status = 200
     try:
         db.session.execute(sa.text("SELECT 1"))
     except Exception:  # noqa: BLE001 - any failure is "down"
         db.session.rollback()
         result["db"] = "down"
+    else:
+        from advisor_studio.integrity.services import open_alert_count
+
+        # Added field: stored bytes that no longer match their approval; the status code is unchanged.
+        if open_alert_count():
+            result["integrity"] = "alert"
     if not broker_reachable():
         result["broker"] = "down"
     if not storage.get_storage().healthcheck():
@@ -133,13 +139,10 @@ def audit_log():
     )
 
 
-# --- signed downloads (local storage) -----------------------------------------------------------
+# --- signed downloads -----------------------------------------------------------------------------
 
 @bp.route("/files/<token>", methods=["GET", "HEAD"])
 @machine("signed-url")
 def storage_download(token: str):
-    try:
-        payload = storage.read_download_token(token)
-    except storage.StorageError:
-        abort(410)
-    return stream_object(payload["k"], payload.get("f"))
+    # Checked on every follow, not only at issue time: approval still live, audience still allowed.
+    return serve_signed(token)

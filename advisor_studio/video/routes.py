@@ -13,12 +13,13 @@ from wtforms.validators import ValidationError as FormValidationError
 from advisor_studio.access import large_upload, login_required, require, roles_required
 from advisor_studio.errors import DomainError
 from advisor_studio.extensions import db
+from advisor_studio.integrity.downloads import serve_rendition_in_app
+from advisor_studio.integrity.models import FILE_COVER, FILE_VIDEO
 from advisor_studio.studio.models import Package
 from advisor_studio.video import services
 from advisor_studio.video.forms import DisclaimerForm, RetryForm
 from advisor_studio.video.models import DisclaimerTemplate, Rendition
 from advisor_studio.video.permissions import can_manage_disclaimer, can_upload_video, can_view_rendition
-from advisor_studio.web import stream_object
 
 bp = Blueprint("video", __name__)
 
@@ -105,7 +106,7 @@ def rendition_file(rendition_id: int):
     require(can_view_rendition(current_user, rendition))
     if not rendition.is_ready:
         return jsonify({"error": {"code": "not_ready", "message": _("The rendition is not finished.")}}), 404
-    return stream_object(rendition.storage_key, content_type="video/mp4")
+    return serve_rendition_in_app(rendition, current_user, file_kind=FILE_VIDEO)
 
 
 @bp.route("/studio/renditions/<int:rendition_id>/cover.jpg")
@@ -115,7 +116,7 @@ def rendition_cover(rendition_id: int):
     require(can_view_rendition(current_user, rendition))
     if not rendition.cover_key:
         return jsonify({"error": {"code": "not_ready", "message": _("No cover yet.")}}), 404
-    return stream_object(rendition.cover_key, content_type="image/jpeg")
+    return serve_rendition_in_app(rendition, current_user, file_kind=FILE_COVER)
 
 
 @bp.route("/compliance/disclaimer", methods=["GET", "POST"])

@@ -5,3 +5,12 @@ document.addEventListener('submit', (event) => {
     event.preventDefault();
   }
 });
+
+// Pages showing work in progress (an integrity run) reload themselves until it is done.
+(function () {
+  const marker = document.querySelector("[data-reload-after]");
+  if (marker) {
+    const seconds = Number(marker.getAttribute("data-reload-after")) || 5;
+    window.setTimeout(function () { window.location.reload(); }, seconds * 1000);
+  }
+})();
