@@ -44,10 +44,9 @@ def home():
         counts["active_users"] = db.session.scalar(
             sa.select(sa.func.count()).select_from(User).where(User.active.is_(True))
         )
+    from advisor_studio.accounts.forms import GrantDecisionForm
     from advisor_studio.compliance.dashboard import landing_data as compliance_landing
     from advisor_studio.studio.dashboard import landing_data as studio_landing
-
-    from advisor_studio.accounts.forms import GrantDecisionForm
 
     return render_template("core/home.html", counts=counts, studio=studio_landing(current_user),
                            grant_requests=grant_requests, grant_form=GrantDecisionForm(),

@@ -15,7 +15,7 @@ from advisor_studio.compliance.models import Review
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.errors import PermissionDenied
 from advisor_studio.extensions import db
-from tests.compliance.test_review_pages import _page, _post, people, submit_script  # noqa: F401 - fixture
+from tests.compliance.test_review_pages import _page, _post, submit_script
 from tests.conftest import csrf_from, record_of, signed_in
 from tests.factories import make_user
 
@@ -114,8 +114,8 @@ def test_new_admin_created_on_the_web_waits_for_a_second_admin(app, admins):
     with app.app_context():
         user = db.session.scalar(sa.select(User).where(User.email == "new.admin@example.com"))
         assert user.roles == set()
-        assert db.session.scalars(sa.select(RoleGrantRequest.role).where(RoleGrantRequest.user_id == user.id)).all() == [
-            "admin"]
+        requested = db.session.scalars(sa.select(RoleGrantRequest.role).where(RoleGrantRequest.user_id == user.id))
+        assert requested.all() == ["admin"]
 
 
 def test_cancelled_request_is_never_granted(app, admins):

@@ -12,13 +12,12 @@ from advisor_studio.audit import AuditEntry
 from advisor_studio.compliance.models import Approval, LexiconRule, Review
 from advisor_studio.extensions import db
 from advisor_studio.studio.models import Package
-from tests.accounts.test_two_factor import clock, enrol  # noqa: F401 - the clock fixture is used below
+from tests.accounts.test_two_factor import enrol
 from tests.compliance.test_review_pages import (
     _approved_package,
     _page,
     _post,
     manifest_from,
-    people,  # noqa: F401 - fixture
     submit_package,
 )
 from tests.conftest import csrf_from, signed_in
@@ -89,7 +88,7 @@ def test_password_confirmation_returns_to_the_page_and_the_approval_records_the_
         assert entry.details["signed_factor"] == "password"
 
 
-def test_sign_in_with_totp_signs_the_approval_with_totp(app, people, clock):  # noqa: F811
+def test_sign_in_with_totp_signs_the_approval_with_totp(app, people, clock):
     officer = signed_in(app, people["compliance"])
     secret, _codes = enrol(officer, clock)
     make_stale(officer)
@@ -162,7 +161,8 @@ def test_stale_lexicon_edit_and_remove_are_refused(app, people):
                         data={"reason": "过时", "confirm": "y", "csrf_token": csrf_from(page)})
     assert resp.headers["Location"].startswith("/account/confirm")
     resp = officer.post(f"/compliance/lexicon/rules/{rule_id}",
-                        data={"phrase": phrase + "X", "kind": "forbidden", "severity": "warn", "csrf_token": csrf_from(page)})
+                        data={"phrase": phrase + "X", "kind": "forbidden", "severity": "warn",
+                              "csrf_token": csrf_from(page)})
     assert resp.headers["Location"].startswith("/account/confirm")
     with app.app_context():
         assert db.session.get(LexiconRule, rule_id).removed_in is None

@@ -19,20 +19,6 @@ SECRET_RE = re.compile(r'data-testid="totp-secret">([A-Z2-7]+)<')
 CODES_RE = re.compile(r"<li>([a-z2-9]{5}-[a-z2-9]{5})</li>")
 
 
-@pytest.fixture
-def clock(monkeypatch):
-    """Step through TOTP periods without sleeping: ``clock.now`` is the time the server sees."""
-    class Clock:
-        now = 1_900_000_000.0
-
-        def advance(self, seconds: float = totp.STEP_SECONDS) -> None:
-            self.now += seconds
-
-    c = Clock()
-    monkeypatch.setattr(totp, "clock", lambda: c.now)
-    return c
-
-
 def enrol(client, clock) -> tuple[str, list[str]]:
     """Enrol the signed-in user through the pages; return the secret and the recovery codes."""
     page = client.get("/account/2fa").get_data(as_text=True)
