@@ -297,6 +297,7 @@ def users():
 
 @bp.route("/admin/users/new", methods=["GET", "POST"])
 @roles_required("admin")
+@step_up_required
 def user_new():
     require(can_manage_users(current_user))
     form = UserCreateForm()

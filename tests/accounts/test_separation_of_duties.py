@@ -159,7 +159,7 @@ def test_officer_who_was_admin_recently_cannot_decide_reviews(app, people):
     review_id = submit_script(app, people["advisor"])
     client = signed_in(app, officer)
     page = _page(client, f"/compliance/reviews/{review_id}")
-    assert 'data-testid="decision-form"' not in page
+    assert 'data-testid="decision-form"' not in page and 'data-testid="recent-admin"' in page
     assert _post(client, f"/compliance/reviews/{review_id}/claim", {}, page=page).status_code == 403
     with app.app_context():
         review = db.session.get(Review, review_id)
