@@ -86,6 +86,7 @@ def test_password_confirmation_returns_to_the_page_and_the_approval_records_the_
         entry = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "approval.granted",
                                                                AuditEntry.object_id == str(approval.id))).one()
         assert entry.details["signed_factor"] == "password"
+    assert 'data-testid="signed-factor" data-factor="password"' in _page(officer, f"/compliance/reviews/{review_id}")
 
 
 def test_sign_in_with_totp_signs_the_approval_with_totp(app, people, clock):
