@@ -8,6 +8,9 @@ path is known, so importing this module has no side effects.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
+
+REMEMBER_DAYS_MAX = 30  # a remember-me cookie never outlives a month, whatever the environment says
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -46,7 +49,8 @@ class Config:
     PERMANENT_SESSION_LIFETIME = 12 * 3600
     BOOTSTRAP_SERVE_LOCAL = True
     PAGE_SIZE = 25
-    DEFAULT_LOGIN_RATE_LIMIT = "10 per minute"
+    DEFAULT_LOGIN_RATE_LIMIT = "5 per minute"
+    DEFAULT_REQUIRE_2FA = "0"
 
     def __init__(self) -> None:
         self.SECRET_KEY = _env("SECRET_KEY", getattr(self, "SECRET_KEY", None))
@@ -80,13 +84,29 @@ class Config:
         self.REVIEW_SLA_HOURS = {"script": _env_int("REVIEW_SLA_HOURS_SCRIPT", 24),
                                  "package": _env_int("REVIEW_SLA_HOURS_PACKAGE", 48)}
         self.RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
+        # Per (email, address): a guesser at one address is slowed without touching the user elsewhere.
         self.LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", self.DEFAULT_LOGIN_RATE_LIMIT)
+        # Per address across all emails (credential stuffing); generous so a shared office NAT still works.
+        self.LOGIN_ADDRESS_RATE_LIMIT = _env("LOGIN_ADDRESS_RATE_LIMIT", "60 per minute")
+        # Per email from addresses the user never signed in from: exponential delay after this many
+        # failures in an hour; the user's usual addresses are never delayed.
+        self.LOGIN_BACKOFF_THRESHOLD = _env_int("LOGIN_BACKOFF_THRESHOLD", 20)
+        self.LOGIN_BACKOFF_MAX_SECONDS = _env_int("LOGIN_BACKOFF_MAX_SECONDS", 900)
+        self.REQUIRE_2FA = _env("REQUIRE_2FA", self.DEFAULT_REQUIRE_2FA).lower() in ("1", "true", "yes")
+        # Optional dedicated key for TOTP secrets at rest; without it a key is derived from SECRET_KEY.
+        self.TOTP_ENCRYPTION_KEY = _env("TOTP_ENCRYPTION_KEY")
+        self.LOGIN_SECOND_STEP_MINUTES = _env_int("LOGIN_SECOND_STEP_MINUTES", 5)
+        self.STEP_UP_MINUTES = _env_int("STEP_UP_MINUTES", 5)
+        self.ADMIN_REVIEW_COOLDOWN_DAYS = _env_int("ADMIN_REVIEW_COOLDOWN_DAYS", 30)
+        self.REMEMBER_DAYS = max(1, min(_env_int("REMEMBER_DAYS", 14), REMEMBER_DAYS_MAX))
+        self.REMEMBER_COOKIE_DURATION = timedelta(days=self.REMEMBER_DAYS)
 
 
 class ProductionConfig(Config):
     """Production: secrets must come from the environment, cookies are Secure."""
 
     ENV_NAME = "production"
+    DEFAULT_REQUIRE_2FA = "1"
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
 

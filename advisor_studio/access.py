@@ -8,12 +8,16 @@ no declared rule (fail closed), and a test walks ``app.url_map`` to keep it that
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, redirect, request, url_for
+from flask import Flask, abort, current_app, flash, redirect, request, session, url_for
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
-from advisor_studio.errors import wants_json
+from advisor_studio.errors import error_response, wants_json
 
 ROLES = ("advisor", "compliance", "mcn", "admin")
 
@@ -82,6 +86,61 @@ def require(allowed: bool) -> None:
     """Abort with 403 unless a permission predicate allowed the action."""
     if not allowed:
         abort(403)
+
+
+# --- step-up re-authentication ----------------------------------------------------------------
+# The session remembers when and with which factor the user last proved who they are (sign-in
+# counts). Signing actions need that proof to be at most STEP_UP_MINUTES old.
+
+_REAUTH_AT = "reauth_at"
+_REAUTH_FACTOR = "reauth_factor"
+
+
+def mark_reauthenticated(factor: str) -> None:
+    """Record in the session that the user confirmed their identity now with ``factor``."""
+    session[_REAUTH_AT] = time.time()
+    session[_REAUTH_FACTOR] = factor
+
+
+def fresh_confirmation() -> tuple[str, datetime] | None:
+    """(factor, when) of the user's confirmation if it is within STEP_UP_MINUTES, else None."""
+    at, factor = session.get(_REAUTH_AT), session.get(_REAUTH_FACTOR)
+    if not isinstance(at, int | float) or not isinstance(factor, str):
+        return None
+    age = time.time() - at
+    if age < 0 or age > current_app.config["STEP_UP_MINUTES"] * 60:
+        return None
+    return factor, datetime.fromtimestamp(at, UTC)
+
+
+def _return_path() -> str:
+    """The page the user was on (same site only), to come back to after confirming."""
+    referrer = request.referrer or ""
+    parts = urlsplit(referrer)
+    if parts.netloc == request.host and parts.path.startswith("/") and not parts.path.startswith("//"):
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+    return url_for("core.home")
+
+
+def step_up_required(view: Callable) -> Callable:
+    """A POST to this view is a signature: it needs a password or TOTP confirmation within
+    STEP_UP_MINUTES; when stale the action is not performed and the user is sent to confirm.
+
+    Apply it under the access-rule decorator, so anonymous and unauthorized users are refused first.
+    """
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if request.method == "POST" and fresh_confirmation() is None:
+            message = _l("Confirm your identity to continue. Nothing was changed; repeat the action afterwards.")
+            if wants_json():
+                return error_response(401, str(message), "reauth_required")
+            flash(message, "warning")
+            return redirect(url_for("accounts.confirm", next=_return_path()))
+        return view(*args, **kwargs)
+
+    wrapped.step_up = True  # type: ignore[attr-defined]
+    return wrapped
 
 
 def large_upload(view: Callable) -> Callable:

@@ -23,12 +23,12 @@ lexicon_cli = AppGroup("lexicon", help="Import and try the compliance lexicon.")
 
 # Demo logins printed by seed-demo; fixed so the README can name them.
 DEMO_USERS = [
-    {"role": "advisor", "email": "advisor@demo.example.com", "password": "demo-advisor-pass", "name": "王晓明",
+    {"role": "advisor", "email": "advisor@demo.example.com", "password": "Blue-Harbor-Lantern-7", "name": "王晓明",
      "sac_number": "S0570120080123"},
-    {"role": "compliance", "email": "compliance@demo.example.com", "password": "demo-compliance-pass",
+    {"role": "compliance", "email": "compliance@demo.example.com", "password": "Quiet-Maple-Ledger-3",
      "name": "李合规"},
-    {"role": "mcn", "email": "mcn@demo.example.com", "password": "demo-mcn-pass", "name": "星河MCN运营"},
-    {"role": "admin", "email": "admin@demo.example.com", "password": "demo-admin-pass", "name": "运营管理员"},
+    {"role": "mcn", "email": "mcn@demo.example.com", "password": "Amber-River-Kite-5", "name": "星河MCN运营"},
+    {"role": "admin", "email": "admin@demo.example.com", "password": "Stone-Violet-Compass-9", "name": "运营管理员"},
 ]
 
 

@@ -31,6 +31,8 @@ def test_endpoint_without_declared_rule_is_refused(app_factory):
 PAGES = [
     ("/", {"advisor", "compliance", "mcn", "admin"}),
     ("/account/password", {"advisor", "compliance", "mcn", "admin"}),
+    ("/account/2fa", {"advisor", "compliance", "mcn", "admin"}),
+    ("/account/confirm", {"advisor", "compliance", "mcn", "admin"}),
     ("/admin/users", {"admin"}),
     ("/admin/users/new", {"admin"}),
     ("/admin/users/{advisor_id}", {"admin"}),
@@ -105,6 +107,23 @@ def test_non_admin_cannot_post_admin_actions(app, users, role):
         (f"/admin/users/{target}", {"name": "Hacked", "roles": "admin"}),
         (f"/admin/users/{target}/deactivate", {"reason": "x", "confirm": "y"}),
         (f"/admin/users/{target}/reactivate", {}),
+        (f"/admin/users/{target}/reset-password", {"confirm": "y"}),
+        ("/admin/role-requests/1/confirm", {}),
+        ("/admin/role-requests/1/cancel", {}),
     ]:
         resp = client.post(path, data={**data, "csrf_token": token})
         assert resp.status_code == 403, path
+
+
+def test_account_posts_need_sign_in(client):
+    for path in ["/account/2fa/start", "/account/2fa/confirm", "/account/2fa/disable", "/account/confirm",
+                 "/admin/users/1/reset-password", "/admin/role-requests/1/confirm", "/admin/role-requests/1/cancel"]:
+        resp = client.post(path)
+        assert resp.status_code in (302, 400), path
+        assert resp.status_code == 400 or "/login" in resp.headers["Location"], path
+
+
+def test_second_sign_in_step_is_public_but_grants_nothing_without_a_password_step(client):
+    resp = client.get("/login/verify")
+    assert resp.status_code == 302 and resp.headers["Location"].startswith("/login")
+    assert client.get("/").status_code == 302

@@ -84,3 +84,40 @@ class PasswordForm(FlaskForm):
 class ProfileForm(FlaskForm):
     bio = TextAreaField(_l("Bio"), validators=[Optional(), Length(max=2000)])
     avatar = FileField(_l("Photo"), description=_l("JPEG, PNG or WebP, at most 5 MB; cropped to a square."))
+
+
+class SecondStepForm(FlaskForm):
+    code = StringField(_l("Code from your authenticator app, or a recovery code"),
+                       validators=[DataRequired(), Length(max=32)], render_kw={"autocomplete": "one-time-code"})
+
+
+class TotpStartForm(FlaskForm):
+    pass
+
+
+class TotpConfirmForm(FlaskForm):
+    code = StringField(_l("6-digit code"), validators=[DataRequired(), Length(max=16)],
+                       render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"})
+
+
+class TotpDisableForm(FlaskForm):
+    password = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=128)])
+    code = StringField(_l("Code from your authenticator app, or a recovery code"),
+                       validators=[DataRequired(), Length(max=32)])
+
+
+class ConfirmIdentityForm(FlaskForm):
+    password = PasswordField(_l("Password"), validators=[Optional(), Length(max=128)])
+    code = StringField(_l("Or the 6-digit code from your authenticator app"), validators=[Optional(), Length(max=16)],
+                       render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"})
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField(_l("Temporary password"), validators=[Optional(), Length(max=128)],
+                             description=_l("Leave empty to generate one; it is shown once."))
+    confirm = BooleanField(_l("The user is signed out and must choose a new password at next sign-in."),
+                           validators=[DataRequired()])
+
+
+class GrantDecisionForm(FlaskForm):
+    pass

@@ -1,17 +1,32 @@
-"""Every state change of accounts: create, edit, roles, activation, sign-in bookkeeping."""
+"""Every state change of accounts: create, edit, roles, activation, second factor, sign-in bookkeeping."""
 
 from __future__ import annotations
 
+import ipaddress
+from datetime import UTC, datetime, timedelta
+
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
+from flask import current_app
 from flask_babel import gettext as _
 
 from advisor_studio import audit
 from advisor_studio.access import ROLES
+from advisor_studio.accounts import passwords, totp
 from advisor_studio.accounts.models import (
     EMAIL_MAX,
+    GRANT_CANCELLED,
+    GRANT_CONFIRMED,
+    GRANT_PENDING,
     NAME_MAX,
+    ROLE_GRANTED,
+    ROLE_REVOKED,
     AdvisorProfile,
+    LoginFailure,
+    RecoveryCode,
+    RoleEvent,
+    RoleGrantRequest,
+    SignInAddress,
     User,
     UserRole,
     check_dummy_password,
@@ -19,12 +34,18 @@ from advisor_studio.accounts.models import (
     new_session_token,
 )
 from advisor_studio.dbtypes import utcnow
-from advisor_studio.errors import Conflict, ValidationError
+from advisor_studio.errors import Conflict, PermissionDenied, ValidationError
 from advisor_studio.extensions import db
 
-PASSWORD_MIN = 10
-PASSWORD_MAX = 128
+PASSWORD_MIN = passwords.MIN_LENGTH
+PASSWORD_MAX = passwords.MAX_LENGTH
 BIO_MAX = 2000
+# Granting these takes two admins: one requests, a different one (not the target) confirms.
+SENSITIVE_ROLES = ("compliance", "admin")
+FACTOR_PASSWORD = "password"  # noqa: S105 - the name of a factor, not a secret
+FACTOR_TOTP = "totp"
+FACTOR_RECOVERY_CODE = "recovery_code"
+FACTORS = (FACTOR_PASSWORD, FACTOR_TOTP, FACTOR_RECOVERY_CODE)
 
 
 def _is_self(actor, user: User) -> bool:
@@ -48,17 +69,32 @@ def find_user_by_email(email: str) -> User | None:
     return db.session.scalar(sa.select(User).where(User.email == (email or "").strip().lower()))
 
 
-def _check_password(password: str) -> None:
-    if not password or len(password) < PASSWORD_MIN:
+def _check_password(password: str, *, email: str | None = None, name: str | None = None,
+                    field: str = "password", old: User | None = None) -> None:
+    why = passwords.problem(password, email, name)
+    if why == passwords.TOO_SHORT:
         raise ValidationError(
             _("Password must have at least %(n)d characters.", n=PASSWORD_MIN),
-            fields={"password": _("too short")},
+            fields={field: _("too short")},
         )
-    if len(password) > PASSWORD_MAX:
+    if why == passwords.TOO_LONG:
         raise ValidationError(
             _("Password must have at most %(n)d characters.", n=PASSWORD_MAX),
-            fields={"password": _("too long")},
+            fields={field: _("too long")},
         )
+    if why == passwords.PERSONAL:
+        raise ValidationError(
+            _("The password must not contain the email name or the person's name."),
+            fields={field: _("contains a personal word")},
+        )
+    if why == passwords.GUESSABLE:
+        raise ValidationError(
+            _("This password is too common or too easy to guess. Use a longer phrase of unrelated words."),
+            fields={field: _("too easy to guess")},
+        )
+    if old is not None and old.check_password(password):
+        raise ValidationError(_("The new password must differ from the current one."),
+                              fields={field: _("same as before")})
 
 
 def _check_name(name: str, field: str = "name") -> str:
@@ -108,8 +144,8 @@ def create_user(*, email: str, password: str, roles, name: str | None = None, sa
     """Create a user with roles; advisors need a valid SAC number (their profile is created too)."""
     email = normalize_email(email)
     roles = _check_roles(roles)
-    _check_password(password)
     name = _check_name(name or email.split("@")[0])
+    _check_password(password, email=email, name=name)
     if find_user_by_email(email) is not None:
         raise Conflict(_("A user with email %(email)s already exists.", email=email),
                        fields={"email": _("already in use")})
@@ -122,16 +158,97 @@ def create_user(*, email: str, password: str, roles, name: str | None = None, sa
     if len(bio or "") > BIO_MAX:
         raise ValidationError(_("Bio is too long."), fields={"bio": _("too long")})
 
+    # An admin on the web only requests compliance and admin; operator bootstrap (`flask users create`,
+    # seed-demo) has no second admin to ask and grants directly.
+    requested = [r for r in roles if r in SENSITIVE_ROLES] if isinstance(actor, User) else []
+    direct = [r for r in roles if r not in requested]
     user = User(email=email, name=name, active=True, session_token=new_session_token())
     user.set_password(password)
-    user.role_rows = [UserRole(role=r) for r in roles]
+    user.role_rows = [UserRole(role=r) for r in direct]
     if sac:
         user.advisor_profile = AdvisorProfile(real_name=name, sac_number=sac, bio=bio or "")
     db.session.add(user)
     db.session.flush()
     audit.record("user.created", "user", user.id, actor=actor,
-                 details={"email": email, "roles": roles, "sac_number": sac})
+                 details={"email": email, "roles": direct, "sac_number": sac})
+    for role in direct:
+        _role_event(user, role, ROLE_GRANTED, actor)
+    for role in requested:
+        request_role_grant(user, role, actor=actor)
     return user
+
+
+def _role_event(user: User, role: str, action: str, actor, grant_request: RoleGrantRequest | None = None) -> None:
+    actor_id = actor.id if isinstance(actor, User) else None
+    label = actor.email if isinstance(actor, User) else (actor or "system")
+    db.session.add(RoleEvent(user_id=user.id, role=role, action=action, at=utcnow(), actor_id=actor_id,
+                             actor_label=label, grant_request_id=grant_request.id if grant_request else None))
+
+
+def request_role_grant(user: User, role: str, *, actor) -> RoleGrantRequest:
+    """Admin A asks to grant compliance or admin; the role is not held until another admin confirms."""
+    if role not in SENSITIVE_ROLES:
+        raise ValidationError(_("Only compliance and admin roles need a second admin's confirmation."))
+    if _is_self(actor, user):
+        raise PermissionDenied(_("You cannot grant a role to yourself."), code="self_grant")
+    pending = db.session.scalar(sa.select(RoleGrantRequest).where(
+        RoleGrantRequest.user_id == user.id, RoleGrantRequest.role == role,
+        RoleGrantRequest.status == GRANT_PENDING))
+    if pending is not None or user.has_role(role):
+        return pending
+    grant = RoleGrantRequest(user_id=user.id, role=role, status=GRANT_PENDING, requested_by_id=actor.id,
+                             requested_at=utcnow())
+    db.session.add(grant)
+    db.session.flush()
+    audit.record("role.grant_requested", "user", user.id, actor=actor,
+                 details={"role": role, "request_id": grant.id})
+    return grant
+
+
+def _close_grant(grant: RoleGrantRequest, status: str, actor: User) -> None:
+    # Compare-and-set: of two admins acting at once, one wins and the other gets a clear 409.
+    result = db.session.execute(
+        sa.update(RoleGrantRequest)
+        .where(RoleGrantRequest.id == grant.id, RoleGrantRequest.status == GRANT_PENDING)
+        .values(status=status, decided_by_id=actor.id, decided_at=utcnow())
+        .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise Conflict(_("This role request was already confirmed or cancelled."), code="grant_closed")
+    db.session.refresh(grant)
+
+
+def confirm_role_grant(grant: RoleGrantRequest, *, actor: User) -> RoleGrantRequest:
+    """Admin B (not the requester, not the target) confirms: the role is granted now."""
+    if not isinstance(actor, User) or not actor.has_role("admin"):
+        raise PermissionDenied(_("Only admins confirm role requests."))
+    if actor.id == grant.requested_by_id:
+        raise PermissionDenied(_("A different admin must confirm a role request you made."),
+                               code="same_admin")
+    if actor.id == grant.user_id:
+        raise PermissionDenied(_("You cannot grant a role to yourself."), code="self_grant")
+    _close_grant(grant, GRANT_CONFIRMED, actor)
+    user = db.session.get(User, grant.user_id)
+    if not user.has_role(grant.role):
+        user.role_rows.append(UserRole(role=grant.role))
+        _role_event(user, grant.role, ROLE_GRANTED, actor, grant)
+    db.session.flush()
+    audit.record("role.grant_confirmed", "user", user.id, actor=actor,
+                 details={"role": grant.role, "request_id": grant.id, "requested_by": grant.requested_by_id})
+    return grant
+
+
+def cancel_role_grant(grant: RoleGrantRequest, *, actor: User) -> RoleGrantRequest:
+    """An admin withdraws a pending role request; the role is never granted."""
+    _close_grant(grant, GRANT_CANCELLED, actor)
+    audit.record("role.grant_cancelled", "user", grant.user_id, actor=actor,
+                 details={"role": grant.role, "request_id": grant.id})
+    return grant
+
+
+def record_refused_role_change(user: User, *, actor, roles, reason: str) -> None:
+    """Audit a refused role change (self-grant); the caller commits it after rolling back the change."""
+    audit.record("role.change_refused", "user", user.id, actor=actor,
+                 details={"roles": sorted(set(roles or [])), "reason": reason})
 
 
 def update_user(user: User, *, name: str, roles, sac_number: str | None = None, real_name: str | None = None,
@@ -141,16 +258,32 @@ def update_user(user: User, *, name: str, roles, sac_number: str | None = None, 
     roles = _check_roles(roles)
     if _is_self(actor, user) and "admin" in user.roles and "admin" not in roles:
         raise ValidationError(_("You cannot remove your own admin role."), fields={"roles": _("own admin role")})
+    old_roles = sorted(user.roles)
+    added = [r for r in roles if r not in old_roles]
+    if added and _is_self(actor, user):
+        raise PermissionDenied(_("You cannot grant a role to yourself."), fields={"roles": _("own roles")},
+                               code="self_grant")
     changes: dict = {}
     if name != user.name:
         changes["name"] = [user.name, name]
         user.name = name
-    old_roles = sorted(user.roles)
-    if old_roles != roles:
-        changes["roles"] = [old_roles, roles]
-        user.role_rows = [row for row in user.role_rows if row.role in roles] + [
-            UserRole(role=r) for r in roles if r not in old_roles
+    requested = [r for r in added if r in SENSITIVE_ROLES] if isinstance(actor, User) else []
+    granted = [r for r in added if r not in requested]
+    removed = [r for r in old_roles if r not in roles]
+    if granted or removed:
+        new_roles = sorted(set(old_roles) - set(removed) | set(granted))
+        changes["roles"] = [old_roles, new_roles]
+        user.role_rows = [row for row in user.role_rows if row.role not in removed] + [
+            UserRole(role=r) for r in granted
         ]
+        for role in granted:
+            _role_event(user, role, ROLE_GRANTED, actor)
+        for role in removed:
+            _role_event(user, role, ROLE_REVOKED, actor)
+    for role in requested:
+        request_role_grant(user, role, actor=actor)
+    if requested:
+        changes["roles_requested"] = requested
     if "advisor" in roles:
         sac = _check_sac(sac_number if sac_number is not None else
                          (user.advisor_profile.sac_number if user.advisor_profile else None), user)
@@ -190,13 +323,37 @@ def set_active(user: User, active: bool, *, actor=None, reason: str = "") -> Use
 
 
 def change_password(user: User, new_password: str, *, actor=None) -> User:
-    """Set a new password and end the user's other sessions."""
-    _check_password(new_password)
+    """Set a new password (policy-checked, different from the old) and end the user's other sessions."""
+    _check_password(new_password, email=user.email, name=user.name, field="new_password", old=user)
     user.set_password(new_password)
     user.session_token = new_session_token()
+    user.must_change_password = False
     db.session.flush()
     audit.record("user.password_changed", "user", user.id, actor=actor)
     return user
+
+
+def _generated_password() -> str:
+    # Four groups from an unambiguous alphabet: about 80 bits, and easy to read out over the phone.
+    return "-".join(totp.new_recovery_codes(2)).upper()
+
+
+def reset_password(user: User, *, actor: User, password: str | None = None) -> str | None:
+    """An admin sets a temporary password (or gets a generated one, returned once); the user must
+    change it at next sign-in, and every session of the user ends now."""
+    if _is_self(actor, user):
+        raise ValidationError(_("Change your own password on your account page."))
+    generated = None
+    if password:
+        _check_password(password, email=user.email, name=user.name)
+    else:
+        password = generated = _generated_password()
+    user.set_password(password)
+    user.must_change_password = True
+    user.session_token = new_session_token()
+    db.session.flush()
+    audit.record("user.password_reset", "user", user.id, actor=actor, details={"generated": generated is not None})
+    return generated
 
 
 def authenticate(email: str, password: str) -> User | None:
@@ -212,17 +369,232 @@ def authenticate(email: str, password: str) -> User | None:
     return user
 
 
-def record_login(user: User) -> None:
-    """Note a successful sign-in in the user row and the audit trail."""
-    user.last_login_at = utcnow()
+def _master_key() -> str:
+    return current_app.config.get("TOTP_ENCRYPTION_KEY") or current_app.config["SECRET_KEY"]
+
+
+def _email_hash(email: str) -> str:
+    return totp.keyed_hash((email or "").strip().lower(), current_app.config["SECRET_KEY"], b"login-email v1")
+
+
+def _address_hash(address: str) -> str:
+    return totp.keyed_hash(address or "", current_app.config["SECRET_KEY"], b"login-address v1")
+
+
+def shown_address(address: str) -> str:
+    """An address truncated for display and storage: A.B.x.x for IPv4, the /48 for IPv6."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "unknown"
+    if ip.version == 4:
+        a, b, _c, _d = str(ip).split(".")
+        return f"{a}.{b}.x.x"
+    network = ipaddress.ip_network(f"{ip}/48", strict=False)
+    return str(network)
+
+
+def is_usual_address(user: User | None, address: str) -> bool:
+    """True when the user once completed sign-in (every factor) from this address."""
+    if user is None:
+        return False
+    return db.session.get(SignInAddress, (user.id, _address_hash(address))) is not None
+
+
+def login_backoff_seconds(email: str, address: str, now: datetime | None = None) -> int:
+    """Seconds this address must wait before trying this email again, 0 when it may try now.
+
+    Failures from many addresses in the last hour slow down every address the user never signed in
+    from, exponentially past LOGIN_BACKOFF_THRESHOLD and never beyond LOGIN_BACKOFF_MAX_SECONDS, so a
+    guesser cannot lock the user out: their usual addresses are never delayed. The same rule applies to
+    unknown emails, so the delay does not reveal which accounts exist.
+    """
+    cfg = current_app.config
+    now = now or utcnow()
+    user = find_user_by_email(email)
+    if is_usual_address(user, address):
+        return 0
+    count, last = db.session.execute(
+        sa.select(sa.func.count(LoginFailure.id), sa.func.max(LoginFailure.at))
+        .where(LoginFailure.email_hash == _email_hash(email), LoginFailure.at > now - timedelta(hours=1))).one()
+    threshold = cfg["LOGIN_BACKOFF_THRESHOLD"]
+    if count < threshold or last is None:
+        return 0
+    if last.tzinfo is None:  # max() of a UTCDateTime column comes back naive on some backends
+        last = last.replace(tzinfo=UTC)
+    delay = min(2 ** min(count - threshold, 20), cfg["LOGIN_BACKOFF_MAX_SECONDS"])
+    remaining = (last + timedelta(seconds=delay) - now).total_seconds()
+    return max(0, int(remaining + 0.999))
+
+
+def record_login(user: User, *, address: str = "", factor: str = FACTOR_PASSWORD) -> dict | None:
+    """Note a completed sign-in; return the failed attempts since the previous one to tell the user."""
+    now = utcnow()
+    since = user.last_login_at or user.created_at
+    failures = db.session.execute(
+        sa.select(sa.func.count(LoginFailure.id), sa.func.max(LoginFailure.id))
+        .where(LoginFailure.email_hash == _email_hash(user.email), LoginFailure.at > since)).one()
+    report = None
+    if failures[0]:
+        last = db.session.get(LoginFailure, failures[1])
+        report = {"count": failures[0], "last_at": last.at, "last_address": last.address_shown}
+    user.last_login_at = now
+    known = db.session.get(SignInAddress, (user.id, _address_hash(address)))
+    if known is None:
+        db.session.add(SignInAddress(user_id=user.id, address_hash=_address_hash(address), first_seen_at=now,
+                                     last_seen_at=now))
+    else:
+        known.last_seen_at = now
     db.session.flush()
-    audit.record("user.login", "user", user.id, actor=user)
+    audit.record("user.login", "user", user.id, actor=user, details={"factor": factor})
+    if report:
+        audit.record("user.failed_logins_reported", "user", user.id, actor=user,
+                     details={"count": report["count"], "last_at": report["last_at"].isoformat(),
+                              "last_address": report["last_address"]})
+    return report
 
 
-def record_failed_login(email: str, reason: str) -> None:
-    """Audit a refused sign-in without revealing which part was wrong to the visitor."""
+def record_failed_login(email: str, reason: str, address: str | None = None) -> None:
+    """Audit a refused sign-in (and count it for back-off) without telling the visitor which part was wrong."""
+    if address is not None:
+        db.session.add(LoginFailure(email_hash=_email_hash(email), address_hash=_address_hash(address),
+                                    address_shown=shown_address(address), at=utcnow()))
+        db.session.flush()
     audit.record("user.login_failed", "user", "-", actor=None,
-                 details={"email": (email or "")[:EMAIL_MAX], "reason": reason})
+                 details={"email": (email or "")[:EMAIL_MAX], "reason": reason,
+                          "address": shown_address(address) if address is not None else None})
+
+
+# --- second factor (TOTP) -------------------------------------------------------------------
+
+
+def totp_secret(user: User) -> str | None:
+    """The user's TOTP secret in clear (enrolled or pending), or None."""
+    if not user.totp_secret_enc:
+        return None
+    return totp.decrypt_secret(user.totp_secret_enc, _master_key())
+
+
+def begin_totp_enrolment(user: User) -> str:
+    """Start (or restart) enrolment with a fresh secret; nothing changes at sign-in until it is confirmed."""
+    if user.totp_enabled:
+        raise Conflict(_("A second factor is already set up. Disable it first to set up a new one."),
+                       code="totp_enabled")
+    secret = totp.new_secret()
+    user.totp_secret_enc = totp.encrypt_secret(secret, _master_key())
+    user.totp_last_step = None
+    db.session.flush()
+    audit.record("user.totp_enrolment_started", "user", user.id, actor=user)
+    return secret
+
+
+def _accept_totp(user: User, code: str) -> bool:
+    secret = totp_secret(user)
+    if secret is None:
+        return False
+    step = totp.matching_step(secret, code, user.totp_last_step)
+    if step is None:
+        return False
+    # Compare-and-set on the step, so two requests carrying the same code cannot both pass.
+    result = db.session.execute(
+        sa.update(User).where(User.id == user.id,
+                              sa.or_(User.totp_last_step.is_(None), User.totp_last_step < step))
+        .values(totp_last_step=step).execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        return False
+    user.totp_last_step = step
+    return True
+
+
+def confirm_totp_enrolment(user: User, code: str) -> list[str]:
+    """Turn the factor on after a valid code; return the 10 recovery codes, shown once and stored hashed."""
+    if user.totp_enabled:
+        raise Conflict(_("A second factor is already set up."), code="totp_enabled")
+    if not user.totp_secret_enc:
+        raise Conflict(_("Start the set-up again: no enrolment is in progress."), code="no_enrolment")
+    if not _accept_totp(user, code):
+        raise ValidationError(_("That code is not valid. Enter the 6-digit code your app shows now."),
+                              fields={"code": _("invalid code")})
+    user.totp_enabled_at = utcnow()
+    codes = _replace_recovery_codes(user)
+    db.session.flush()
+    audit.record("user.totp_enabled", "user", user.id, actor=user)
+    return codes
+
+
+def _replace_recovery_codes(user: User) -> list[str]:
+    now = utcnow()
+    db.session.execute(sa.update(RecoveryCode).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None),
+                                                     RecoveryCode.retired_at.is_(None)).values(retired_at=now))
+    codes = totp.new_recovery_codes()
+    key = _master_key()
+    for code in codes:
+        db.session.add(RecoveryCode(user_id=user.id, code_hash=totp.hash_recovery_code(code, key), created_at=now))
+    return codes
+
+
+def _use_recovery_code(user: User, code: str) -> bool:
+    if len(totp.normalize_recovery_code(code)) != 10:
+        return False
+    digest = totp.hash_recovery_code(code, _master_key())
+    result = db.session.execute(
+        sa.update(RecoveryCode).where(RecoveryCode.user_id == user.id, RecoveryCode.code_hash == digest,
+                                      RecoveryCode.used_at.is_(None), RecoveryCode.retired_at.is_(None))
+        .values(used_at=utcnow()).execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        return False
+    audit.record("user.recovery_code_used", "user", user.id, actor=user)
+    return True
+
+
+def verify_totp(user: User, code: str) -> bool:
+    """True for a fresh valid TOTP code of an enrolled user; a replayed code is refused."""
+    return user.totp_enabled and _accept_totp(user, code)
+
+
+def verify_second_factor(user: User, code: str) -> str | None:
+    """The factor that ``code`` proves (totp, or a single-use recovery code), or None."""
+    if not user.totp_enabled:
+        return None
+    if verify_totp(user, code):
+        return FACTOR_TOTP
+    if _use_recovery_code(user, code):
+        return FACTOR_RECOVERY_CODE
+    return None
+
+
+def remaining_recovery_codes(user: User) -> int:
+    """How many unused recovery codes the user still has."""
+    return db.session.scalar(sa.select(sa.func.count(RecoveryCode.id)).where(
+        RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None), RecoveryCode.retired_at.is_(None)))
+
+
+def disable_totp(user: User, *, password: str, code: str, required: bool) -> User:
+    """Turn the factor off with the password and a code; refused while policy requires it for the user."""
+    if not user.totp_enabled:
+        raise Conflict(_("No second factor is set up."), code="totp_disabled")
+    if required:
+        raise PermissionDenied(_("Your role requires a second factor; it cannot be turned off."),
+                               code="totp_required")
+    if not user.check_password(password or ""):
+        raise ValidationError(_("Current password is incorrect."), fields={"password": _("incorrect")})
+    if verify_second_factor(user, code) is None:
+        raise ValidationError(_("That code is not valid."), fields={"code": _("invalid code")})
+    user.totp_secret_enc = None
+    user.totp_enabled_at = None
+    user.totp_last_step = None
+    db.session.execute(sa.update(RecoveryCode).where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None),
+                                                     RecoveryCode.retired_at.is_(None)).values(retired_at=utcnow()))
+    user.session_token = new_session_token()
+    db.session.flush()
+    audit.record("user.totp_disabled", "user", user.id, actor=user)
+    return user
+
+
+def record_reauthentication(user: User, factor: str | None, *, ok: bool) -> None:
+    """Audit a step-up confirmation attempt (the factor when it succeeded)."""
+    audit.record("user.reauthenticated" if ok else "user.reauth_failed", "user", user.id, actor=user,
+                 details={"factor": factor})
 
 
 AVATAR_MAX_BYTES = 5 * 1024 * 1024

@@ -162,6 +162,10 @@ class Approval(db.Model):
     # Set when a lexicon re-scan finds a new blocking finding in approved content.
     flagged_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
     flag_scan_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("scans.id"))
+    # The signature: the factor the officer last confirmed with (password / totp / recovery_code) and when.
+    # NULL for approvals made outside a signed-in session (seed-demo, tests of the service).
+    signed_factor: so.Mapped[str | None] = so.mapped_column(sa.String(20))
+    signed_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
 
     review = so.relationship("Review")
     approved_by = so.relationship("User")

@@ -33,8 +33,12 @@ def can_comment(user, review) -> bool:
 
 
 def can_decide(user, review) -> bool:
-    """An officer other than the author (four-eyes) claims, releases and decides a review."""
-    return is_officer(user) and review is not None and review.author_id != user.id
+    """An officer other than the author (four-eyes), who has not been an admin within
+    ADMIN_REVIEW_COOLDOWN_DAYS (separation of duties), claims, releases and decides a review."""
+    from advisor_studio.accounts.queries import held_admin_recently
+
+    return (is_officer(user) and review is not None and review.author_id != user.id
+            and not held_admin_recently(user))
 
 
 def can_view_rendition(user, review) -> bool:

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, abort, current_app, flash, redirect, rend
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from advisor_studio.access import require, roles_required
+from advisor_studio.access import fresh_confirmation, require, roles_required, step_up_required
 from advisor_studio.compliance import dashboard, services
 from advisor_studio.compliance.diff import highlight, usable_findings
 from advisor_studio.compliance.forms import (
@@ -206,6 +206,7 @@ def comment(review_id: int):
 
 @bp.route("/reviews/<int:review_id>/decision", methods=["POST"])
 @roles_required("compliance")
+@step_up_required
 def decide(review_id: int):
     review = _load_review(review_id)
     require(can_decide(current_user, review))
@@ -213,9 +214,11 @@ def decide(review_id: int):
     if not form.validate_on_submit():
         flash(_("The decision was not recorded; see the form below."), "danger")
         return _render_review(review, status=400, decision_form=form)
+    signed_factor, signed_at = fresh_confirmation() or (None, None)  # step_up_required checked it
     try:
         services.decide(review, current_user, form.decision.data, form.reason.data or "",
-                        expected_manifest_sha256=form.manifest_sha256.data)
+                        expected_manifest_sha256=form.manifest_sha256.data, signed_factor=signed_factor,
+                        signed_at=signed_at)
     except PermissionDenied:
         raise
     except DomainError as err:
@@ -248,6 +251,7 @@ def approved():
 
 @bp.route("/packages/<int:package_id>/withdraw", methods=["POST"])
 @roles_required("compliance")
+@step_up_required
 def withdraw(package_id: int):
     from advisor_studio.studio.models import Package
 
@@ -310,6 +314,7 @@ def _rule_changes(form: RuleForm) -> dict:
 
 @bp.route("/lexicon/rules/new", methods=["GET", "POST"])
 @roles_required("compliance")
+@step_up_required
 def rule_new():
     require(can_manage_lexicon(current_user))
     form = RuleForm()
@@ -330,6 +335,7 @@ def rule_new():
 
 @bp.route("/lexicon/rules/<int:rule_id>", methods=["GET", "POST"])
 @roles_required("compliance")
+@step_up_required
 def rule_edit(rule_id: int):
     rule = db.get_or_404(LexiconRule, rule_id)
     require(can_manage_lexicon(current_user))
@@ -359,6 +365,7 @@ def rule_edit(rule_id: int):
 
 @bp.route("/lexicon/rules/<int:rule_id>/remove", methods=["POST"])
 @roles_required("compliance")
+@step_up_required
 def rule_remove(rule_id: int):
     rule = db.get_or_404(LexiconRule, rule_id)
     require(can_manage_lexicon(current_user))
@@ -387,6 +394,7 @@ def _import_errors(err: DomainError) -> list[tuple[int, str]]:
 
 @bp.route("/lexicon/import", methods=["GET", "POST"])
 @roles_required("compliance")
+@step_up_required
 def lexicon_import():
     require(can_manage_lexicon(current_user))
     form = ImportForm()

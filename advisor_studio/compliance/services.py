@@ -394,10 +394,16 @@ def supersede_open_reviews(package, actor, reason: str) -> None:
 
 
 def _require_officer(actor, review: Review | None = None) -> None:
+    from advisor_studio.accounts.queries import held_admin_recently
+
     if actor is None or not actor.has_role("compliance"):
         raise PermissionDenied(_("Only compliance officers review content."))
     if review is not None and review.author_id == actor.id:
         raise PermissionDenied(_("Nobody may review content they authored (four-eyes principle)."))
+    if review is not None and held_admin_recently(actor):
+        raise PermissionDenied(_("Someone who was an admin in the last %(n)d days may not decide reviews "
+                                 "(separation of duties).", n=current_app.config["ADMIN_REVIEW_COOLDOWN_DAYS"]),
+                               code="recent_admin")
 
 
 def _require_open(review: Review) -> None:
@@ -484,9 +490,13 @@ def add_comment(review: Review, actor, body: str, *, parent: ReviewComment | Non
     return comment
 
 
-def decide(review: Review, actor, decision: str, reason: str = "", *, expected_manifest_sha256: str | None = None
-           ) -> Review:
-    """Approve, request changes or reject exactly what was claimed; nothing else is decided."""
+def decide(review: Review, actor, decision: str, reason: str = "", *, expected_manifest_sha256: str | None = None,
+           signed_factor: str | None = None, signed_at=None) -> Review:
+    """Approve, request changes or reject exactly what was claimed; nothing else is decided.
+
+    ``signed_factor`` and ``signed_at`` are the officer's last identity confirmation (step-up): an
+    approval is a signature, so they are stored on it and in its audit entry.
+    """
     from advisor_studio.studio import states
     from advisor_studio.studio.models import (
         PKG_APPROVED,
@@ -525,8 +535,9 @@ def decide(review: Review, actor, decision: str, reason: str = "", *, expected_m
     review.decided_at = now
     review.reason = reason or None
     db.session.flush()
+    signature = {"signed_factor": signed_factor, "signed_at": signed_at.isoformat() if signed_at else None}
     audit.record(f"review.{decision}", "review", review.id, actor=actor,
-                 details={"manifest_sha256": current, "reason": reason[:500]})
+                 details={"manifest_sha256": current, "reason": reason[:500], **signature})
 
     if review.stage == STAGE_SCRIPT:
         target = {DECISION_APPROVE: SCRIPT_APPROVED, DECISION_REQUEST_CHANGES: SCRIPT_CHANGES_REQUESTED,
@@ -542,13 +553,14 @@ def decide(review: Review, actor, decision: str, reason: str = "", *, expected_m
         days = current_app.config["APPROVAL_VALID_DAYS"]
         approval = Approval(review_id=review.id, stage=review.stage, script_revision_id=review.script_revision_id,
                             package_id=review.package_id, manifest=review.manifest, manifest_sha256=current,
-                            approved_by_id=actor.id, approved_at=now,
+                            approved_by_id=actor.id, approved_at=now, signed_factor=signed_factor,
+                            signed_at=signed_at,
                             expires_at=now + timedelta(days=days) if review.stage == STAGE_PACKAGE else None)
         db.session.add(approval)
         db.session.flush()
         audit.record("approval.granted", "approval", approval.id, actor=actor,
                      details={"manifest_sha256": current, "expires_at": approval.expires_at.isoformat()
-                              if approval.expires_at else None, "stage": review.stage})
+                              if approval.expires_at else None, "stage": review.stage, **signature})
     return review
 
 

@@ -35,15 +35,21 @@ bp = Blueprint("core", __name__)
 @login_required
 def home():
     counts = {}
+    grant_requests = []
     if current_user.has_role("admin"):
+        from advisor_studio.accounts.queries import pending_grant_requests
+
+        grant_requests = pending_grant_requests()
         counts["users"] = db.session.scalar(sa.select(sa.func.count()).select_from(User))
         counts["active_users"] = db.session.scalar(
             sa.select(sa.func.count()).select_from(User).where(User.active.is_(True))
         )
+    from advisor_studio.accounts.forms import GrantDecisionForm
     from advisor_studio.compliance.dashboard import landing_data as compliance_landing
     from advisor_studio.studio.dashboard import landing_data as studio_landing
 
     return render_template("core/home.html", counts=counts, studio=studio_landing(current_user),
+                           grant_requests=grant_requests, grant_form=GrantDecisionForm(),
                            compliance=compliance_landing(current_user))
 
 

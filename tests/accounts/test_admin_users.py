@@ -76,16 +76,16 @@ def test_admin_edits_roles_and_sac_number(app, users):
     admin = signed_in(app, users["admin"])
     target = users["advisor"]
     resp = _post(admin, f"/admin/users/{target.id}", {
-        "name": "Renamed", "roles": ["advisor", "compliance"], "real_name": "真名", "sac_number": "S9999999999999",
+        "name": "Renamed", "roles": ["advisor", "mcn"], "real_name": "真名", "sac_number": "S9999999999999",
         "bio": "十年投研经验",
     })
     assert resp.status_code == 302
     with app.app_context():
         user = db.session.get(User, target.id)
-        assert user.roles == {"advisor", "compliance"} and user.name == "Renamed"
+        assert user.roles == {"advisor", "mcn"} and user.name == "Renamed"
         assert user.advisor_profile.sac_number == "S9999999999999" and user.advisor_profile.real_name == "真名"
         entry = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "user.updated")).one()
-        assert entry.details["roles"] == [["advisor"], ["advisor", "compliance"]]
+        assert entry.details["roles"] == [["advisor"], ["advisor", "mcn"]]
 
 
 def test_sac_number_already_used_by_another_advisor_is_refused(app, users):
