@@ -2,7 +2,7 @@
 forced password change, sign-in failures and usual addresses, the factor that signed an approval
 
 Revision ID: 4d1e7a2c9b30
-Revises: 9334bc893edd
+Revises: 7b1c0de5a9f2
 Create Date: 2026-11-29 22:11:54.746938
 
 """
@@ -14,7 +14,7 @@ import advisor_studio.dbtypes
 
 # revision identifiers, used by Alembic.
 revision = '4d1e7a2c9b30'
-down_revision = '9334bc893edd'
+down_revision = '7b1c0de5a9f2'
 branch_labels = None
 depends_on = None
 
