@@ -31,6 +31,8 @@ _DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 class BoundedIntConverter(IntegerConverter):
     """``<int:...>`` that matches only ids a database column can hold: a larger one answers 404, never 500."""
 
+    regex = r"[0-9]+"  # not \d, which also matches other scripts' digits ("١") that int() accepts
+
     def __init__(self, map, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_ID,  # noqa: A002
                  signed: bool = False) -> None:
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
@@ -46,7 +48,8 @@ def init_app(app: Flask) -> None:
 
 
 def _has_nul(values) -> bool:
-    return any("\x00" in key or "\x00" in value for key, value in values.items(multi=True))
+    # A multipart part whose header Werkzeug cannot read comes back with None for its name.
+    return any("\x00" in (key or "") or "\x00" in (value or "") for key, value in values.items(multi=True))
 
 
 def refuse_nul_characters() -> None:

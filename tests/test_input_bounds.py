@@ -66,6 +66,10 @@ def test_largest_integer_id_is_still_looked_up_and_simply_not_found(app, users):
     client = signed_in(app, users["advisor"])
     assert client.get(f"/studio/scripts/{MAX_ID}").status_code == 404
     assert client.get("/studio/scripts/0").status_code == 404
+    script_id = create_script(app, users["advisor"].id)
+    assert client.get(f"/studio/scripts/{script_id}").status_code == 200
+    arabic_indic = "".join(chr(0x660 + int(d)) for d in str(script_id))  # int() reads them, the URL map must not
+    assert client.get(f"/studio/scripts/{arabic_indic}").status_code == 404
 
 
 # --- numbers in query strings and forms -----------------------------------------------------------
@@ -248,3 +252,10 @@ def test_absurd_range_positions_are_ignored_and_the_whole_file_is_sent(app, user
                                                 headers={"Range": header})
     assert resp.status_code == 200
     assert "Content-Range" not in resp.headers
+
+
+def test_multipart_part_with_an_unreadable_name_is_not_a_crash(app, users):
+    client = signed_in(app, users["advisor"])
+    data = {"bio": "x", "\n": "0", "avatar": (io.BytesIO(b"\x89PNG\r\n\x1a\n"), "upload.bin")}
+    resp = post_form(client, "/account/profile", data, form_page="/account/profile")
+    assert resp.status_code == 400
