@@ -6,7 +6,7 @@ strings and random Range headers; then every form, POSTed with a valid CSRF toke
 form with random fields replaced (NUL, huge numbers, dates, long text, random files). The database
 holds real scripts, packages, reviews, comments and lexicon rules so the views do real work.
 
-Deterministic for CI (derandomized); ``INPUT_FUZZ_EXAMPLES=500`` runs more examples per route.
+Deterministic for CI (a fixed seed per route); ``INPUT_FUZZ_EXAMPLES=500`` runs more examples per route.
 """
 
 from __future__ import annotations
@@ -97,9 +97,9 @@ NOT_AN_ID = st.sampled_from([str(2**31), str(2**63), str(2**64), str(10**30), "9
 _PART_RE = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 
 
-def path_value(arg_ids: list[int], converter: str, *, real_ids_only: bool = False):
+def path_value(arg_ids: list[int], converter: str, *, mostly_real_ids: bool = False):
     if converter == "int":
-        if real_ids_only:  # mostly real rows, so that the form reaches the service
+        if mostly_real_ids:  # mostly real rows, so that the form reaches the service
             return st.one_of(*[st.sampled_from(arg_ids).map(str)] * 4, NOT_AN_ID)
         return st.one_of(*[st.sampled_from(arg_ids).map(str)] * 2, INT_LIKE.map(lambda s: quote(s, safe="")),
                          NOT_AN_ID)
@@ -107,10 +107,10 @@ def path_value(arg_ids: list[int], converter: str, *, real_ids_only: bool = Fals
     return st.one_of(NASTY_TEXT.map(lambda s: quote(s, safe=safe)), st.sampled_from(["%00", "%ZZ", "..%2F..", "x"]))
 
 
-def build_path(data, rule, ids: dict[str, list[int]], *, real_ids_only: bool = False) -> str:
+def build_path(data, rule, ids: dict[str, list[int]], *, mostly_real_ids: bool = False) -> str:
     def part(match) -> str:
         converter, arg = match.group(1) or "default", match.group(2)
-        return data.draw(path_value(ids.get(arg) or [1], converter, real_ids_only=real_ids_only), label=arg)
+        return data.draw(path_value(ids.get(arg) or [1], converter, mostly_real_ids=mostly_real_ids), label=arg)
 
     return _PART_RE.sub(part, rule.rule)
 
@@ -138,10 +138,10 @@ def make_world(app, users) -> SimpleNamespace:
         victims = [record_of(make_user("advisor")), record_of(make_user("mcn"))]
         login_user = record_of(make_user("advisor"))
         db.session.commit()
-    draft_id = create_script(app, users["advisor"].id)
+    create_script(app, users["advisor"].id)
     submit_script(app, users["advisor"], title="待审脚本")
     _package_id, review_id = submit_package(app, users["advisor"], users["compliance"])
-    approved_id = approved_package(app, users["advisor"].id, users["compliance"].id)
+    approved_package(app, users["advisor"].id, users["compliance"].id)  # for the approved list and withdraw
     with app.app_context():
         review = db.session.get(Review, review_id)
         comment = compliance.add_comment(review, db.session.get(User, users["compliance"].id), "请补充风险提示",
@@ -165,8 +165,8 @@ def make_world(app, users) -> SimpleNamespace:
     tokens = {role: csrf_from(client.get("/login" if role == "anonymous" else "/account/password")
                               .get_data(as_text=True)) for role, client in clients.items()}
     manifest = manifest_from(clients["compliance"].get(f"/compliance/reviews/{review_id}").get_data(as_text=True))
-    return SimpleNamespace(ids=ids, clients=clients, tokens=tokens, draft_id=draft_id, approved_id=approved_id,
-                           login_user=login_user, forms=base_forms(body, comment_id, manifest, channel_id, login_user))
+    return SimpleNamespace(ids=ids, clients=clients, tokens=tokens, login_user=login_user,
+                           forms=base_forms(body, comment_id, manifest, channel_id, login_user))
 
 
 def base_forms(body: str, comment_id: int, manifest: str, channel_id: int, login_user) -> dict[str, dict]:
@@ -288,7 +288,7 @@ def test_no_form_answers_5xx_for_any_field_value(app, users):
 
         def post_never_fails(data, rule=rule, base=base, roles=roles):
             role = data.draw(st.sampled_from((*roles * 4, "anonymous")), label="role")
-            url = build_url(data, build_path(data, rule, world.ids, real_ids_only=True))
+            url = build_url(data, build_path(data, rule, world.ids, mostly_real_ids=True))
             form = dict(base)
             for name in data.draw(st.lists(st.sampled_from(all_fields), max_size=4, unique=True), label="fields"):
                 if data.draw(st.integers(0, 5), label="drop") == 0:
