@@ -78,6 +78,7 @@ class Config:
         self.MAX_CONTENT_LENGTH = self.MAX_UPLOAD_MB * 1024 * 1024
         self.FORM_MAX_MB = _env_int("FORM_MAX_MB", 16)  # every request body except video uploads
         self.MAX_VIDEO_SECONDS = _env_int("MAX_VIDEO_SECONDS", 900)
+        self.MAX_VIDEO_SIDE_PX = _env_int("MAX_VIDEO_SIDE_PX", 4096)  # larger source frames are refused at upload
         self.RENDER_PRESET = _env("RENDER_PRESET", "veryfast")
         self.FIRM_WATERMARK = _env("FIRM_WATERMARK", "Advisor Studio")
         self.REVIEW_CLAIM_MINUTES = _env_int("REVIEW_CLAIM_MINUTES", 30)

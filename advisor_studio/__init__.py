@@ -117,7 +117,7 @@ def create_app(config=None) -> Flask:
     _fill_instance_defaults(app)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(Path(__file__).parent / "translations"))
 
-    from advisor_studio import access, errors, storage
+    from advisor_studio import access, errors, storage, web
     from advisor_studio.celery_app import celery_init_app
     from advisor_studio.extensions import babel, bootstrap, csrf, db, limiter, login_manager, migrate
 
@@ -139,6 +139,7 @@ def create_app(config=None) -> Flask:
     celery_init_app(app)
     errors.init_app(app)
     access.init_app(app)
+    web.init_app(app)  # before the blueprints: their <int:...> rules take the bounded converter
     _security_headers(app)
 
     from advisor_studio.accounts.routes import bp as accounts_bp

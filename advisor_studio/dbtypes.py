@@ -7,6 +7,10 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 
+# The largest value of an INTEGER column on every database we run on (PostgreSQL's int4): ids and
+# numbers from requests are checked against it, since a larger one is a database error, not "no row".
+MAX_INTEGER = 2**31 - 1
+
 
 class UTCDateTime(TypeDecorator):
     """Timezone-aware UTC datetimes on every backend.

@@ -1,27 +1,117 @@
-"""HTTP helpers shared by every feature's views: safe redirects and streamed downloads."""
+"""HTTP helpers shared by every feature's views: bounded input parsing, safe redirects and streamed
+downloads."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+from datetime import date
 from urllib.parse import urlsplit
 
-from flask import Response, abort, request, stream_with_context
+from flask import Flask, Response, abort, request, stream_with_context
+from flask_babel import gettext as _
+from werkzeug.routing import IntegerConverter
+from werkzeug.urls import iri_to_uri
 
 from advisor_studio import storage
+from advisor_studio.dbtypes import MAX_INTEGER
+from advisor_studio.errors import ValidationError
+
+# Every id column is INTEGER: a larger number in a query is an error on PostgreSQL (and above 2**63 on
+# SQLite), not "no such row".
+MAX_ID = MAX_INTEGER
+# Far beyond any list we show, and small enough that page * page size stays a valid SQL OFFSET.
+MAX_PAGE = 100_000
+# Dates typed into filters; the bounds keep "the day after" and time-zone shifts inside datetime's range.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2999, 12, 31)
+_DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class BoundedIntConverter(IntegerConverter):
+    """``<int:...>`` that matches only ids a database column can hold: a larger one answers 404, never 500."""
+
+    regex = r"[0-9]+"  # not \d, which also matches other scripts' digits ("١") that int() accepts
+
+    def __init__(self, map, fixed_digits: int = 0, min: int | None = None, max: int | None = MAX_ID,  # noqa: A002
+                 signed: bool = False) -> None:
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
+def init_app(app: Flask) -> None:
+    """Bound ``<int:...>`` URL parts and refuse NUL characters in query strings and forms.
+
+    Call before registering blueprints: a rule picks its converter when it is added to the map.
+    """
+    app.url_map.converters["int"] = BoundedIntConverter
+    app.before_request(refuse_nul_characters)
+
+
+def _has_nul(values) -> bool:
+    # A multipart part whose header Werkzeug cannot read comes back with None for its name.
+    return any("\x00" in (key or "") or "\x00" in (value or "") for key, value in values.items(multi=True))
+
+
+def refuse_nul_characters() -> None:
+    """No database we run on stores or compares text with NUL in it: refuse it once, here, with 400."""
+    if _has_nul(request.args) or (request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data")
+                                  and _has_nul(request.form)):
+        raise ValidationError(_("The request contains a NUL character (a zero byte), which is not allowed. "
+                                "Remove it and try again."), code="nul_character")
+
+
+def query_int(name: str, default: int | None = None, *, minimum: int = 0, maximum: int = MAX_ID) -> int | None:
+    """The integer query parameter ``name``; absent or empty gives ``default``, anything else out of range 400."""
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > len(str(maximum)) or not minimum <= int(raw) <= maximum:
+        raise ValidationError(_("“%(name)s” in the address must be a whole number from %(min)d to %(max)d.",
+                                name=name, min=minimum, max=maximum), fields={name: _("invalid")}, code="bad_query")
+    return int(raw)
+
+
+def query_page(name: str = "page") -> int:
+    """The page number of a list (1 when absent); 400 when it is not a number from 1 to MAX_PAGE."""
+    return query_int(name, 1, minimum=1, maximum=MAX_PAGE)
+
+
+def query_date(name: str) -> date | None:
+    """The YYYY-MM-DD query parameter ``name`` (None when absent or empty); 400 when it is not such a date."""
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        day = date.fromisoformat(raw) if _DAY_RE.fullmatch(raw) else None
+    except ValueError:
+        day = None
+    if day is None or not FIRST_DAY <= day <= LAST_DAY:
+        raise ValidationError(_("“%(name)s” in the address must be a date written YYYY-MM-DD, from %(first)s to "
+                                "%(last)s.", name=name, first=FIRST_DAY.isoformat(), last=LAST_DAY.isoformat()),
+                              fields={name: _("invalid")}, code="bad_query")
+    return day
 
 
 def safe_next(target: str | None) -> str | None:
-    """Only same-site relative paths are followed after sign-in."""
+    """Only same-site relative paths are followed after sign-in, and never one with control characters.
+
+    A CR or LF would end up in the Location header, which Werkzeug refuses only when the response is
+    built, after the view committed; non-ASCII is percent-encoded because headers are Latin-1.
+    """
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(unicodedata.category(ch) == "Cc" for ch in target):
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
         return None
-    return target
+    return iri_to_uri(target)
 
 
-_RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)$")
+# Byte positions of up to 18 digits: longer ones cannot be a position in any file, and int() refuses
+# strings of thousands of digits with an error.
+_RANGE_RE = re.compile(r"bytes=([0-9]{0,18})-([0-9]{0,18})$")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:

@@ -47,7 +47,7 @@ from advisor_studio.accounts.permissions import (
 )
 from advisor_studio.errors import DomainError, error_response, wants_json
 from advisor_studio.extensions import db, limiter, login_manager
-from advisor_studio.web import safe_next, stream_object
+from advisor_studio.web import query_page, safe_next, stream_object
 
 bp = Blueprint("accounts", __name__)
 
@@ -291,7 +291,7 @@ def users():
         stmt = stmt.where(User.id.in_(sa.select(UserRole.user_id).where(UserRole.role == role)))
     if status in ("active", "inactive"):
         stmt = stmt.where(User.active.is_(status == "active"))
-    page = db.paginate(stmt, per_page=current_app.config["PAGE_SIZE"], error_out=False)
+    page = db.paginate(stmt, page=query_page(), per_page=current_app.config["PAGE_SIZE"], error_out=False)
     return render_template("accounts/users.html", page=page, q=q, role=role, status=status)
 
 

@@ -124,9 +124,9 @@ def load_queue_rows(ids: list[int]) -> list[Review]:
     return [by_id[i] for i in ids if i in by_id]
 
 
-def paginate_open_reviews(*, per_page: int, **filters):
+def paginate_open_reviews(*, page: int = 1, per_page: int, **filters):
     """One page of the queue: ids paginated in SQL, then that page's rows loaded eagerly."""
-    page = db.paginate(open_reviews_query(**filters), per_page=per_page, error_out=False)
+    page = db.paginate(open_reviews_query(**filters), page=page, per_page=per_page, error_out=False)
     page.items = load_queue_rows(list(page.items))
     return page
 

@@ -23,6 +23,7 @@ from advisor_studio.compliance.dashboard import ANCHOR_FIELDS
 from advisor_studio.compliance.models import DECISION_APPROVE, DECISION_REJECT, DECISION_REQUEST_CHANGES
 from advisor_studio.compliance.scanner import MAX_NOTE_LENGTH, MAX_PHRASE_LENGTH
 from advisor_studio.compliance.services import COMMENT_MAX, REASON_MAX
+from advisor_studio.dbtypes import MAX_INTEGER
 from advisor_studio.distribution.models import PLATFORM_LABELS, PLATFORMS
 
 STAGE_LABELS = {"script": _l("Script"), "package": _l("Package")}
@@ -62,11 +63,12 @@ class ReleaseForm(FlaskForm):
 
 class CommentForm(FlaskForm):
     body = TextAreaField(_l("Comment"), filters=[_strip], validators=[DataRequired(), Length(max=COMMENT_MAX)])
-    parent_id = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(min=1)])
+    # Upper bounds: these land in INTEGER columns (or an id lookup), where a larger number is a database error.
+    parent_id = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(min=1, max=MAX_INTEGER)])
     anchor_field = HiddenField(validators=[Optional(), AnyOf(ANCHOR_FIELDS)])
-    anchor_start = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(min=0)])
-    anchor_end = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(min=1)])
-    timecode_ms = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(min=0)])
+    anchor_start = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(min=0, max=MAX_INTEGER)])
+    anchor_end = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(min=1, max=MAX_INTEGER)])
+    timecode_ms = IntegerField(widget=HiddenInput(), validators=[Optional(), NumberRange(min=0, max=MAX_INTEGER)])
 
 
 class DecisionForm(FlaskForm):

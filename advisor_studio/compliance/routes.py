@@ -45,6 +45,7 @@ from advisor_studio.dbtypes import utcnow
 from advisor_studio.errors import DomainError, PermissionDenied
 from advisor_studio.extensions import db
 from advisor_studio.integrity.downloads import serve_rendition_in_app
+from advisor_studio.web import query_int, query_page
 
 bp = Blueprint("compliance", __name__, url_prefix="/compliance")
 
@@ -72,10 +73,7 @@ def _arg(name: str, allowed=None, limit: int = 100) -> str:
 
 
 def _int_arg(name: str, allowed=None) -> int | None:
-    value = request.args.get(name, "")
-    if not value.isdigit():
-        return None
-    number = int(value)
+    number = query_int(name)
     return number if allowed is None or number in allowed else None
 
 
@@ -98,9 +96,10 @@ def queue():
         "mine": _arg("mine", ("1",)), "sort": _arg("sort", SORTS) or "due",
     }
     page = dashboard.paginate_open_reviews(
-        per_page=_per_page(), stage=filters["stage"], platform=filters["platform"], advisor_id=filters["advisor"],
-        older_than_hours=filters["age"], high_priority=bool(filters["priority"]), overdue=bool(filters["overdue"]),
-        claimed_by_id=current_user.id if filters["mine"] else None, sort=filters["sort"], now=now)
+        page=query_page(), per_page=_per_page(), stage=filters["stage"], platform=filters["platform"],
+        advisor_id=filters["advisor"], older_than_hours=filters["age"], high_priority=bool(filters["priority"]),
+        overdue=bool(filters["overdue"]), claimed_by_id=current_user.id if filters["mine"] else None,
+        sort=filters["sort"], now=now)
     return render_template("compliance/queue.html", page=page, filters=filters, now=now,
                            counts=dashboard.queue_counts(now), advisors=dashboard.queue_advisors(),
                            platforms=sorted(PLATFORMS), age_choices=AGE_CHOICES, page_sizes=PAGE_SIZES)
@@ -243,7 +242,7 @@ def approved():
     stmt = dashboard.live_approvals_query(q=filters["q"], platform=filters["platform"],
                                           flagged_only=bool(filters["flagged"]),
                                           expiring_only=bool(filters["expiring"]), now=now)
-    page = db.paginate(stmt, per_page=_per_page(), error_out=False)
+    page = db.paginate(stmt, page=query_page(), per_page=_per_page(), error_out=False)
     return render_template("compliance/approved.html", page=page, filters=filters, now=now,
                            platforms=sorted(PLATFORMS), expiring_days=dashboard.EXPIRING_DAYS,
                            withdraw_form=WithdrawForm(formdata=None))
@@ -288,7 +287,7 @@ def lexicon():
     filters = {"q": _arg("q"), "kind": _arg("kind", KIND_LABELS), "category": _arg("category", limit=40),
                "severity": _arg("severity", SEVERITY_LABELS), "platform": _arg("platform", PLATFORMS)}
     stmt = dashboard.lexicon_rules_query(version, **filters)
-    page = db.paginate(stmt, per_page=_per_page(), error_out=False)
+    page = db.paginate(stmt, page=query_page(), per_page=_per_page(), error_out=False)
     versions = db.session.scalars(dashboard.lexicon_versions_query().limit(5)).all()
     names = dashboard.user_names(v.created_by_id for v in versions)
     return render_template("compliance/lexicon.html", page=page, filters=filters, version=version, current=current,
@@ -300,7 +299,8 @@ def lexicon():
 @roles_required("compliance")
 def lexicon_versions():
     require(can_manage_lexicon(current_user))
-    page = db.paginate(dashboard.lexicon_versions_query(), per_page=_per_page(), error_out=False)
+    page = db.paginate(dashboard.lexicon_versions_query(), page=query_page(), per_page=_per_page(),
+                       error_out=False)
     names = dashboard.user_names(v.created_by_id for v in page.items)
     return render_template("compliance/lexicon_versions.html", page=page, names=names,
                            current=services.current_lexicon_version())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -26,7 +25,7 @@ from advisor_studio.accounts.permissions import can_read_audit_log
 from advisor_studio.audit import AuditEntry
 from advisor_studio.extensions import db
 from advisor_studio.integrity.downloads import serve_signed
-from advisor_studio.web import safe_next
+from advisor_studio.web import query_date, query_page, safe_next
 
 bp = Blueprint("core", __name__)
 
@@ -103,15 +102,6 @@ def broker_reachable() -> bool:
 # --- audit log --------------------------------------------------------------------------------
 
 
-def _parse_day(value: str | None) -> datetime | None:
-    if not value or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        return None
-    try:
-        return datetime.strptime(value, "%Y-%m-%d")
-    except ValueError:
-        return None
-
-
 @bp.route("/audit")
 @roles_required("compliance", "admin")
 def audit_log():
@@ -121,7 +111,7 @@ def audit_log():
     action = (args.get("action") or "").strip()[:64]
     object_type = (args.get("object_type") or "").strip()[:64]
     object_id = (args.get("object_id") or "").strip()[:64]
-    start, end = _parse_day(args.get("from")), _parse_day(args.get("to"))
+    start, end = query_date("from"), query_date("to")
     stmt = sa.select(AuditEntry).order_by(AuditEntry.seq.desc())
     if actor:
         stmt = stmt.where(AuditEntry.actor_label.ilike(f"%{actor}%"))
@@ -133,10 +123,10 @@ def audit_log():
         stmt = stmt.where(AuditEntry.object_id == object_id)
     tz = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
     if start:
-        stmt = stmt.where(AuditEntry.at >= datetime.combine(start.date(), time.min, tz))
+        stmt = stmt.where(AuditEntry.at >= datetime.combine(start, time.min, tz))
     if end:
-        stmt = stmt.where(AuditEntry.at < datetime.combine(end.date() + timedelta(days=1), time.min, tz))
-    page = db.paginate(stmt, per_page=50, error_out=False)
+        stmt = stmt.where(AuditEntry.at < datetime.combine(end + timedelta(days=1), time.min, tz))
+    page = db.paginate(stmt, page=query_page(), per_page=50, error_out=False)
     actions = db.session.scalars(sa.select(AuditEntry.action).distinct().order_by(AuditEntry.action)).all()
     return render_template(
         "core/audit_log.html", page=page, actions=actions,

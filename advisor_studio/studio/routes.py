@@ -46,6 +46,7 @@ from advisor_studio.studio.permissions import (
 )
 from advisor_studio.studio.textdiff import diff_counts, mark_findings, side_by_side
 from advisor_studio.video import services as video_services
+from advisor_studio.web import query_int, query_page
 
 bp = Blueprint("studio", __name__, url_prefix="/studio")
 
@@ -76,7 +77,7 @@ def form_too_large(err):
 
 
 def _page_number() -> int:
-    return max(request.args.get("page", 1, type=int) or 1, 1)
+    return query_page()
 
 
 def _per_page() -> int:
@@ -328,7 +329,7 @@ def script_diff(script_id: int):
     require(can_view_script(current_user, script))
     revisions = {r.number: r for r in script.revisions}
     numbers = sorted(revisions)
-    a, b = request.args.get("a", type=int), request.args.get("b", type=int)
+    a, b = query_int("a", minimum=1), query_int("b", minimum=1)
     if len(numbers) < 2 and a is None and b is None:
         return render_template("studio/diff.html", script=script, numbers=numbers, old=None, new=None, fields=[])
     b = b if b is not None else numbers[-1]

@@ -255,6 +255,10 @@ def validate_srt(srt_text: str | bytes | None) -> tuple[str | None, str | None]:
         text = decode_srt(raw)
         parse_srt(text)
     except SubtitleError as exc:
+        if exc.reason_code == "control_character":
+            raise ValidationError(_("The subtitle file contains a control character (such as a NUL byte) on line "
+                                    "%(line)d. Remove it and upload the file again.", line=exc.line_no),
+                                  fields={"subtitles": _("line %(line)d", line=exc.line_no)}) from exc
         raise ValidationError(_("The subtitle file is not valid SRT: %(why)s", why=str(exc)),
                               fields={"subtitles": str(exc)}) from exc
     return text, hashlib.sha256(text.encode()).hexdigest()

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 DEFAULT_MAX_DURATION_S = 900.0
 DEFAULT_PROBE_TIMEOUT_S = 60.0
+# Largest coded frame side we decode: a 16000x16000 source made ffmpeg use 677 MB per render (and fail);
+# 4096 covers 4K/DCI sources with room, and the output is 1080x1920 anyway.
+DEFAULT_MAX_SIDE_PX = 4096
 # How much of the end of the file the "tail" decode check decodes; a few seconds is enough to hit the
 # last samples of a file whose index promises more data than the file holds.
 TAIL_CHECK_S = 2.0
@@ -346,11 +349,12 @@ def probe(
     max_duration_s: float = DEFAULT_MAX_DURATION_S,
     decode_check_mode: str = "tail",
     timeout_s: float = DEFAULT_PROBE_TIMEOUT_S,
+    max_side_px: int = DEFAULT_MAX_SIDE_PX,
 ) -> ProbeResult:
     """Probe a media file by content (never by extension); raise ProbeError if it is not a usable video.
 
     Reason codes: not_found, empty_file, not_a_video, truncated, corrupt, audio_only, no_video_stream,
-    no_duration, too_long, probe_timeout.
+    frame_too_large, no_duration, too_long, probe_timeout.
     """
     if not os.path.isfile(path):
         raise ProbeError("not_found", f"no such file: {os.path.basename(path)}")
@@ -384,6 +388,12 @@ def probe(
         raise ProbeError("no_video_stream", "the file contains no video stream")
     if not video["width"] or not video["height"]:
         raise ProbeError("corrupt", "the video stream has no usable frame size")
+    if max(video["width"], video["height"]) > max_side_px:
+        # Checked before the decode check below, which would already have to hold such frames in memory.
+        raise ProbeError(
+            "frame_too_large",
+            f"the frame is {video['width']}x{video['height']} pixels; at most {max_side_px} on a side",
+        )
     if iso_truncated:
         raise ProbeError("truncated", "the MP4 file is shorter than its own index says; upload it again")
     duration = info["duration_s"]

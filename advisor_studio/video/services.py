@@ -30,7 +30,7 @@ from advisor_studio.video.models import (
     Rendition,
     SourceVideo,
 )
-from advisor_studio.video.probe import ProbeError, probe
+from advisor_studio.video.probe import DEFAULT_MAX_SIDE_PX, ProbeError, probe
 
 DISCLAIMER_MAX = 80
 
@@ -42,6 +42,8 @@ REASONS = {
     "corrupt": _l("The video file is damaged and cannot be decoded."),
     "audio_only": _l("The file has sound but no picture."),
     "no_video_stream": _l("The file has no video track."),
+    "frame_too_large": _l("The picture of the video is too large to process. Export it at a smaller size, "
+                          "for example 1080×1920."),
     "no_duration": _l("The length of the video cannot be determined."),
     "too_long": _l("The video is longer than the allowed maximum."),
     "probe_timeout": _l("Reading the video took too long; the file may be damaged."),
@@ -110,6 +112,10 @@ def _max_duration() -> float:
     return float(current_app.config.get("MAX_VIDEO_SECONDS", 900))
 
 
+def _max_side() -> int:
+    return int(current_app.config.get("MAX_VIDEO_SIDE_PX", DEFAULT_MAX_SIDE_PX))
+
+
 def accept_upload(package, actor, stream, filename: str) -> SourceVideo:
     """Stream an upload to storage, probe it by content, keep it or refuse it (the refused file is removed)."""
     if actor is None or package.author_id != actor.id:
@@ -122,7 +128,7 @@ def accept_upload(package, actor, stream, filename: str) -> SourceVideo:
         if stored.size == 0:
             raise ProbeError("empty_file", "0 bytes")
         with local_copy(stored.key) as path:
-            result = probe(path, max_duration_s=_max_duration())
+            result = probe(path, max_duration_s=_max_duration(), max_side_px=_max_side())
     except ProbeError as exc:
         store.delete_unreferenced(stored.key)
         audit.record("video.upload_refused", "package", package.id, actor=actor,
@@ -130,6 +136,8 @@ def accept_upload(package, actor, stream, filename: str) -> SourceVideo:
         detail = None
         if exc.reason_code == "too_long":
             detail = _("at most %(m)d minutes", m=int(_max_duration() // 60))
+        elif exc.reason_code == "frame_too_large":
+            detail = _("at most %(n)d pixels on a side", n=_max_side())
         raise ValidationError(reason_text(exc.reason_code, detail), fields={"video": exc.reason_code},
                               code=exc.reason_code) from exc
     except BaseException:

@@ -117,6 +117,13 @@ def parse_srt(data: bytes | str, *, overlap: str = "stack", max_cues: int = MAX_
         data = data[1:]
     lines = data.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     n = len(lines)
+    for line_no, line in enumerate(lines, 1):
+        # Refused, not stripped: PostgreSQL cannot store a NUL, and a control character in a subtitle
+        # file is a sign of a damaged or binary file that the author should look at.
+        control = _RE_CONTROL.search(line)
+        if control:
+            raise SubtitleError("control_character",
+                                f"control character U+{ord(control.group()):04X} is not allowed", line_no)
     cues: list[Cue] = []
     i = 0
 

@@ -367,7 +367,8 @@ def test_body_over_the_limit_is_refused_by_the_service_with_the_field_marked(app
     assert count_scripts(app) == 0
 
 
-@pytest.mark.parametrize("bad", ["正常\x00文字", "a\x1bb", "响铃\x07"])
+# NUL never reaches the editor: it is refused for every form (tests/test_input_bounds.py).
+@pytest.mark.parametrize("bad", ["a\x1bb", "响铃\x07"])
 def test_control_characters_are_refused_with_400(app, users, lexicon, bad):
     client = signed_in(app, users["advisor"])
     resp = post_form(client, "/studio/scripts/new", editor_data(body=bad))
