@@ -37,4 +37,4 @@ bench: install
 # Update the zh_CN catalogue after adding or changing user-facing text.
 messages: $(VENV)/.installed
 	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o advisor_studio/translations/messages.pot .
-	$(BIN)/pybabel update -q -i advisor_studio/translations/messages.pot -d advisor_studio/translations --no-fuzzy-matching
+	$(BIN)/pybabel update -i advisor_studio/translations/messages.pot -d advisor_studio/translations --no-fuzzy-matching
