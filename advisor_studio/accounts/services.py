@@ -85,12 +85,12 @@ def _check_password(password: str, *, email: str | None = None, name: str | None
     if why == passwords.PERSONAL:
         raise ValidationError(
             _("The password must not contain the email name or the person's name."),
-            fields={field: _("contains a personal word")},
+            fields={field: _("contains a personal word")}, code="password_personal",
         )
     if why == passwords.GUESSABLE:
         raise ValidationError(
             _("This password is too common or too easy to guess. Use a longer phrase of unrelated words."),
-            fields={field: _("too easy to guess")},
+            fields={field: _("too easy to guess")}, code="password_guessable",
         )
     if old is not None and old.check_password(password):
         raise ValidationError(_("The new password must differ from the current one."),
