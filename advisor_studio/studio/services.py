@@ -199,16 +199,9 @@ def submit_script(script: Script, actor) -> ScriptRevision:
 def recall_script(script: Script, actor) -> Script:
     """Take a submitted script back to draft (its open review is closed)."""
     _require_author(script, actor)
-    from advisor_studio.compliance.models import Review
-
-    now = utcnow()
+    # Review first, then script: the same lock order as a decision, so the two cannot deadlock.
+    compliance.supersede_open_script_reviews(script, actor, "recalled")
     states.transition_script(script, SCRIPT_DRAFT, actor, "recalled by the author")
-    for review in db.session.scalars(sa.select(Review).where(Review.script_id == script.id,
-                                                             Review.stage == STAGE_SCRIPT,
-                                                             Review.decision.is_(None),
-                                                             Review.superseded_at.is_(None))):
-        review.superseded_at = now
-        audit.record("review.superseded", "review", review.id, actor=actor, details={"reason": "recalled"})
     return script
 
 
@@ -371,6 +364,8 @@ def set_rendition(package: Package, rendition, actor) -> Package:
 
 def supersede_and_recall(package: Package, actor, reason: str) -> None:
     """Take a submitted package back to draft and close its open review."""
+    # Review first, then package (a decision locks them in that order too). A review decided in
+    # the meantime is not superseded, and the package's compare-and-set then refuses the recall.
     compliance.supersede_open_reviews(package, actor, reason)
     states.transition_package(package, PKG_DRAFT, actor, reason)
 

@@ -1,15 +1,20 @@
 """The two state machines of reviewed content: scripts (pre-approval) and packages (final).
 
 No other code assigns ``status``: every change goes through ``transition_script`` or
-``transition_package``, which check the table below and write the audit entry.
+``transition_package``, which check the table below, write the new status with a
+compare-and-set (the row must still have the status and version this request read) and
+write the audit entry. Of two requests racing on one object, exactly one moves it; the
+other gets a Conflict (409).
 """
 
 from __future__ import annotations
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm.exc import StaleDataError
 
 from advisor_studio import audit
+from advisor_studio.concurrency import compare_and_set
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.errors import Conflict
 from advisor_studio.extensions import db
@@ -85,6 +90,12 @@ PACKAGE_TRANSITIONS: dict[str, dict[str, str]] = {
 }
 
 
+def stale_conflict(kind) -> Conflict:
+    """The 409 for the loser of a race: someone else changed the object since this request read it."""
+    return Conflict(_("Someone else changed this %(kind)s just now. Reload the page and try again.", kind=kind),
+                    code="changed_concurrently")
+
+
 def _transition(obj, object_type: str, table: dict[str, dict[str, str]], to: str, actor, reason: str,
                 details: dict | None) -> str:
     allowed = table.get(obj.status, {})
@@ -96,9 +107,15 @@ def _transition(obj, object_type: str, table: dict[str, dict[str, str]], to: str
         )
     action = allowed[to]
     old = obj.status
-    obj.status = to
-    obj.updated_at = utcnow()
-    db.session.flush()
+    kind = KIND_LABELS.get(object_type, object_type)
+    try:
+        db.session.flush()  # pending edits first, so the version compared below is the one they wrote
+    except StaleDataError as exc:
+        raise stale_conflict(kind) from exc
+    model = type(obj)
+    if not compare_and_set(obj, [model.status == old, model.version == obj.version],
+                           status=to, updated_at=utcnow(), version=obj.version + 1):
+        raise stale_conflict(kind)
     audit.record(action, object_type, obj.id, actor=actor,
                  details={"from": old, "to": to, "reason": (reason or "")[:2000], **(details or {})})
     return action
