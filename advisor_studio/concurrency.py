@@ -11,8 +11,11 @@ lock. The loser sees zero rows updated and raises a Conflict (409).
 from __future__ import annotations
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 
+from advisor_studio.errors import Conflict
 from advisor_studio.extensions import db
 
 
@@ -30,3 +33,17 @@ def compare_and_set(obj, expected, **values) -> bool:
     for key, value in values.items():
         set_committed_value(obj, key, value)
     return True
+
+
+def stale_conflict(kind) -> Conflict:
+    """The 409 for the loser of a race: someone else changed the ``kind`` since this request read it."""
+    return Conflict(_("Someone else changed this %(kind)s just now. Reload the page and try again.", kind=kind),
+                    code="changed_concurrently")
+
+
+def flush_or_conflict(kind) -> None:
+    """Flush pending changes; a version-checked row that changed since it was read becomes a Conflict."""
+    try:
+        db.session.flush()
+    except StaleDataError as exc:
+        raise stale_conflict(kind) from exc

@@ -13,6 +13,7 @@ from advisor_studio import audit
 from advisor_studio.compliance import services as compliance
 from advisor_studio.compliance.models import STAGE_PACKAGE, STAGE_SCRIPT, Approval
 from advisor_studio.compliance.scanner import PLATFORMS, normalize_phrase
+from advisor_studio.concurrency import flush_or_conflict
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.errors import Conflict, PermissionDenied, ValidationError
 from advisor_studio.extensions import db
@@ -145,7 +146,7 @@ def update_script(script: Script, actor, *, title, body, caption, hashtags, plat
     script.updated_at = utcnow()
     if script.status == SCRIPT_APPROVED:
         states.transition_script(script, SCRIPT_DRAFT, actor, "edited after pre-approval", {"fields": changed})
-    db.session.flush()
+    flush_or_conflict(states.KIND_LABELS["script"])  # the version check refuses an edit of a stale read
     audit.record("script.edited", "script", script.id, actor=actor, details={"fields": changed})
     return script
 
@@ -283,7 +284,7 @@ def _after_change(package: Package, actor, changed: list[str]) -> None:
     elif package.status == PKG_EXPIRED:
         states.transition_package(package, PKG_DRAFT, actor, "edited after expiry", {"fields": changed})
     package.updated_at = utcnow()
-    db.session.flush()
+    flush_or_conflict(states.KIND_LABELS["package"])  # the version check refuses an edit of a stale read
     audit.record("package.edited", "package", package.id, actor=actor, details={"fields": changed})
 
 
@@ -357,7 +358,7 @@ def set_rendition(package: Package, rendition, actor) -> Package:
     if package.status == PKG_SUBMITTED:
         supersede_and_recall(package, actor, "a new rendition replaced the one under review")
     package.rendition_id = rendition.id
-    db.session.flush()
+    flush_or_conflict(states.KIND_LABELS["package"])
     _after_change(package, actor, ["rendition"])
     return package
 

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.orm.exc import StaleDataError
 
 from advisor_studio import audit
-from advisor_studio.concurrency import compare_and_set
+from advisor_studio.concurrency import compare_and_set, flush_or_conflict, stale_conflict
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.errors import Conflict
-from advisor_studio.extensions import db
 from advisor_studio.studio.models import (
     PKG_APPROVED,
     PKG_ARCHIVED,
@@ -90,12 +88,6 @@ PACKAGE_TRANSITIONS: dict[str, dict[str, str]] = {
 }
 
 
-def stale_conflict(kind) -> Conflict:
-    """The 409 for the loser of a race: someone else changed the object since this request read it."""
-    return Conflict(_("Someone else changed this %(kind)s just now. Reload the page and try again.", kind=kind),
-                    code="changed_concurrently")
-
-
 def _transition(obj, object_type: str, table: dict[str, dict[str, str]], to: str, actor, reason: str,
                 details: dict | None) -> str:
     allowed = table.get(obj.status, {})
@@ -108,10 +100,7 @@ def _transition(obj, object_type: str, table: dict[str, dict[str, str]], to: str
     action = allowed[to]
     old = obj.status
     kind = KIND_LABELS.get(object_type, object_type)
-    try:
-        db.session.flush()  # pending edits first, so the version compared below is the one they wrote
-    except StaleDataError as exc:
-        raise stale_conflict(kind) from exc
+    flush_or_conflict(kind)  # pending edits first, so the version compared below is the one they wrote
     model = type(obj)
     if not compare_and_set(obj, [model.status == old, model.version == obj.version],
                            status=to, updated_at=utcnow(), version=obj.version + 1):
