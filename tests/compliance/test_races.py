@@ -16,6 +16,7 @@ import threading
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm.exc import StaleDataError
 
 from advisor_studio import audit
 from advisor_studio.audit import AuditEntry
@@ -307,7 +308,7 @@ def test_transition_of_a_stale_package_is_refused_and_writes_nothing(app, crew):
         package = db.session.get(Package, package_id)
         assert package.status == "submitted"
         before = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEntry))
-        _commit_elsewhere("UPDATE packages SET status = 'approved', version = version + 1 WHERE id = :id",
+        _commit_elsewhere("UPDATE packages SET status = 'approved' WHERE id = :id",
                           id=package_id)
         with pytest.raises(Conflict) as caught:
             states.transition_package(package, "draft", user(crew["advisor"]), "recalled")
@@ -373,3 +374,37 @@ def test_renewal_voids_the_expired_approval_so_one_stays_unvoided(app, crew):
         assert db.session.get(Approval, old.id).voided_at is not None
     state = assert_consistent(app, package_id)
     assert (state["status"], state["approvals"]) == ("approved", 2)
+
+
+class _DriverError(Exception):
+    """Stands in for a psycopg error carrying a SQLSTATE."""
+
+    def __init__(self, sqlstate: str | None):
+        super().__init__(f"sqlstate {sqlstate}")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize("error,status", [
+    (sa.exc.IntegrityError("INSERT INTO approvals ...", {}, _DriverError("23505")), 409),
+    (StaleDataError("UPDATE statement on table 'packages' expected to update 1 row(s); 0 were matched."), 409),
+    (sa.exc.OperationalError("UPDATE reviews ...", {}, _DriverError("40P01")), 409),  # deadlock loser
+    (sa.exc.OperationalError("SELECT 1", {}, _DriverError(None)), 500),  # a real outage stays a 500
+], ids=["integrity", "stale", "deadlock", "outage"])
+def test_database_race_errors_that_reach_a_request_answer_409_and_roll_back(app, crew, error, status):
+    from advisor_studio.access import public
+
+    def racing_view():
+        db.session.execute(sa.update(Package).values(title="never committed"))
+        raise error
+
+    app.add_url_rule("/test-only/race", "test_only_race", public(racing_view))
+    package_id = draft_package(app, crew["advisor"], crew["officers"][0])
+    client = app.test_client()
+    resp = client.get("/test-only/race", headers={"Accept": "application/json"})
+    assert resp.status_code == status
+    if status == 409:
+        assert resp.get_json()["error"]["code"] == "changed_concurrently"
+        page = client.get("/test-only/race")
+        assert page.status_code == 409
+    with app.app_context():
+        assert db.session.get(Package, package_id).title != "never committed"
