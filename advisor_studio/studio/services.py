@@ -278,13 +278,15 @@ def create_package(script: Script, actor, *, title=None, caption=None, hashtags=
 
 def _after_change(package: Package, actor, changed: list[str]) -> None:
     """A change to an approved package voids its approval; a change in review is refused earlier."""
+    # Write the edit first: the version check refuses it (409) if the package changed since it was read.
+    flush_or_conflict(states.KIND_LABELS["package"])
     if package.status in (PKG_APPROVED,):
         compliance.void_approvals(package, actor, "changed after approval: " + ", ".join(changed))
         states.transition_package(package, PKG_DRAFT, actor, "changed after approval", {"fields": changed})
     elif package.status == PKG_EXPIRED:
         states.transition_package(package, PKG_DRAFT, actor, "edited after expiry", {"fields": changed})
     package.updated_at = utcnow()
-    flush_or_conflict(states.KIND_LABELS["package"])  # the version check refuses an edit of a stale read
+    flush_or_conflict(states.KIND_LABELS["package"])
     audit.record("package.edited", "package", package.id, actor=actor, details={"fields": changed})
 
 
