@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from flask import Flask, jsonify, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from advisor_studio.extensions import db
@@ -83,6 +85,20 @@ DESCRIPTIONS = {
 }
 
 
+# SQLSTATEs of a transaction that lost a race on PostgreSQL (serialization failure, deadlock).
+CONCURRENCY_SQLSTATES = {"40001", "40P01"}
+CONCURRENT_CHANGE_MESSAGE = _l("Someone else changed this item at the same moment, so your change was not saved. "
+                               "Reload the page and try again.")
+
+
+def is_concurrency_error(err: Exception) -> bool:
+    """True for database errors that mean "another transaction got there first", not "your input is wrong"."""
+    if isinstance(err, sa.exc.IntegrityError | StaleDataError):
+        return True
+    orig = getattr(err, "orig", None)
+    return isinstance(err, sa.exc.DBAPIError) and getattr(orig, "sqlstate", None) in CONCURRENCY_SQLSTATES
+
+
 def wants_json() -> bool:
     """API paths and clients that prefer JSON get JSON errors; browsers get pages."""
     if request.path.startswith("/api/") or request.path == "/healthz":
@@ -137,6 +153,18 @@ def init_app(app: Flask) -> None:
         if err.code == 405 and hasattr(err, "valid_methods") and err.valid_methods:
             response.headers["Allow"] = ", ".join(err.valid_methods)
         return response
+
+    @app.errorhandler(sa.exc.DBAPIError)
+    @app.errorhandler(StaleDataError)
+    def handle_database_race(err: Exception):
+        # Compare-and-set writes turn races into Conflicts; a unique index or version check that
+        # still fires here is the last line of defence, and still a 409, never a 500.
+        db.session.rollback()
+        if not is_concurrency_error(err):
+            return handle_unexpected(err)
+        app.logger.warning("concurrent change refused on %s %s: %s", request.method, request.path,
+                           type(err).__name__)
+        return error_response(409, str(CONCURRENT_CHANGE_MESSAGE), "changed_concurrently")
 
     @app.errorhandler(Exception)
     def handle_unexpected(err: Exception):

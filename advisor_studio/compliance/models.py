@@ -19,6 +19,12 @@ DECISION_REQUEST_CHANGES = "request_changes"
 DECISION_REJECT = "reject"
 DECISIONS = (DECISION_APPROVE, DECISION_REQUEST_CHANGES, DECISION_REJECT)
 
+# Partial unique indexes (the same predicate on SQLite and PostgreSQL): the database itself
+# refuses a second open review of one subject and a second unvoided approval of one package.
+_OPEN_PACKAGE_REVIEW = sa.text("stage = 'package' AND decision IS NULL AND superseded_at IS NULL")
+_OPEN_SCRIPT_REVIEW = sa.text("stage = 'script' AND decision IS NULL AND superseded_at IS NULL")
+_UNVOIDED_PACKAGE_APPROVAL = sa.text("stage = 'package' AND voided_at IS NULL")
+
 
 class LexiconVersion(db.Model):
     """One state of the lexicon; every change (add, edit, remove, import) makes a new version."""
@@ -114,6 +120,10 @@ class Review(db.Model):
     __table_args__ = (
         sa.CheckConstraint(sa.column("stage").in_(STAGES), name="stage_known"),
         sa.Index("ix_reviews_open", "decision", "superseded_at", "due_at"),
+        sa.Index("uq_reviews_one_open_per_package", "package_id", unique=True,
+                 sqlite_where=_OPEN_PACKAGE_REVIEW, postgresql_where=_OPEN_PACKAGE_REVIEW),
+        sa.Index("uq_reviews_one_open_per_script", "script_id", unique=True,
+                 sqlite_where=_OPEN_SCRIPT_REVIEW, postgresql_where=_OPEN_SCRIPT_REVIEW),
     )
 
     @property
@@ -169,6 +179,11 @@ class Approval(db.Model):
 
     review = so.relationship("Review")
     approved_by = so.relationship("User")
+
+    __table_args__ = (
+        sa.Index("uq_approvals_one_unvoided_per_package", "package_id", unique=True,
+                 sqlite_where=_UNVOIDED_PACKAGE_APPROVAL, postgresql_where=_UNVOIDED_PACKAGE_APPROVAL),
+    )
 
     def is_live(self, now: datetime) -> bool:
         """Whether this approval is live at ``now``; the rule itself lives in compliance.approvals."""

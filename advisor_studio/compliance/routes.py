@@ -157,11 +157,13 @@ def _claim_action(review_id: int, form_class, action, message: str, category: st
         except PermissionDenied:
             raise
         except DomainError as err:
+            # Refused (someone else holds the claim, or won it at the same moment): say so with
+            # the error's status on the review page as it is now, not with a redirect.
             db.session.rollback()
             _flash_domain_error(err)
-        else:
-            db.session.commit()
-            flash(message, category)
+            return _render_review(_load_review(review_id), status=err.status)
+        db.session.commit()
+        flash(message, category)
     return redirect(url_for(".review", review_id=review_id))
 
 

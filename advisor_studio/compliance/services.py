@@ -29,6 +29,7 @@ from advisor_studio.compliance.models import (
     ReviewComment,
     Scan,
 )
+from advisor_studio.concurrency import compare_and_set
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.errors import Conflict, PermissionDenied, ValidationError
 from advisor_studio.extensions import db
@@ -361,16 +362,35 @@ def _sla(stage: str) -> timedelta:
     return timedelta(hours=hours)
 
 
+# "Open" in SQL; Review.is_open is the same rule in Python, and the partial unique indexes
+# on reviews use it too.
+REVIEW_IS_OPEN = (Review.decision.is_(None), Review.superseded_at.is_(None))
+
+
+def _open_reviews_of(*, package=None, script=None):
+    if package is not None:
+        subject = sa.and_(Review.package_id == package.id, Review.stage == STAGE_PACKAGE)
+    else:
+        subject = sa.and_(Review.script_id == script.id, Review.stage == STAGE_SCRIPT)
+    return sa.select(Review).where(subject, *REVIEW_IS_OPEN).order_by(Review.id)
+
+
+def _supersede_open(stmt, actor, reason: str) -> int:
+    """Supersede each review of ``stmt`` that is still open when we write; a review decided in the
+    meantime keeps its decision and is left alone."""
+    count = 0
+    for review in db.session.scalars(stmt).all():
+        if compare_and_set(review, REVIEW_IS_OPEN, superseded_at=utcnow()):
+            audit.record("review.superseded", "review", review.id, actor=actor, details={"reason": reason})
+            count += 1
+    return count
+
+
 def open_review(*, stage: str, script, revision, package=None, author, manifest: dict, scan: Scan | None,
                 priority: int = 0) -> Review:
     """Put a submission in the queue; an older open review of the same subject is superseded."""
-    subject = Review.package_id == package.id if package is not None else sa.and_(
-        Review.script_id == script.id, Review.stage == STAGE_SCRIPT)
+    _supersede_open(_open_reviews_of(package=package, script=script), author, "resubmitted")
     now = utcnow()
-    for old in db.session.scalars(sa.select(Review).where(subject, Review.decision.is_(None),
-                                                          Review.superseded_at.is_(None))):
-        old.superseded_at = now
-        audit.record("review.superseded", "review", old.id, actor=author)
     review = Review(stage=stage, script_id=script.id, script_revision_id=revision.id,
                     package_id=package.id if package is not None else None, author_id=author.id,
                     submitted_at=now, due_at=now + _sla(stage), priority=priority, manifest=manifest,
@@ -383,14 +403,14 @@ def open_review(*, stage: str, script, revision, package=None, author, manifest:
     return review
 
 
-def supersede_open_reviews(package, actor, reason: str) -> None:
+def supersede_open_reviews(package, actor, reason: str) -> int:
     """Close the open review of a package whose content changed (recall or edit)."""
-    now = utcnow()
-    for review in db.session.scalars(sa.select(Review).where(Review.package_id == package.id,
-                                                             Review.decision.is_(None),
-                                                             Review.superseded_at.is_(None))):
-        review.superseded_at = now
-        audit.record("review.superseded", "review", review.id, actor=actor, details={"reason": reason})
+    return _supersede_open(_open_reviews_of(package=package), actor, reason)
+
+
+def supersede_open_script_reviews(script, actor, reason: str) -> int:
+    """Close the open pre-approval review of a script (recall)."""
+    return _supersede_open(_open_reviews_of(script=script), actor, reason)
 
 
 def _require_officer(actor, review: Review | None = None) -> None:
@@ -411,18 +431,29 @@ def _require_open(review: Review) -> None:
         raise Conflict(_("This review is already closed."), code="review_closed")
 
 
-def claim(review: Review, actor) -> Review:
-    """Lock a review for one officer for REVIEW_CLAIM_MINUTES so two officers do not duplicate work."""
-    _require_officer(actor, review)
+def _refuse_claim(review: Review, actor, now) -> None:
+    """Raise the Conflict that says why ``actor`` cannot hold the claim now."""
     _require_open(review)
-    now = utcnow()
     if review.claimed_by_id not in (None, actor.id) and review.claimed_until and review.claimed_until > now:
         raise Conflict(_("%(name)s is reviewing this item until %(time)s.", name=review.claimed_by.name,
                          time=review.claimed_until.strftime("%H:%M UTC")), code="claimed")
-    review.claimed_by_id = actor.id
-    review.claimed_until = now + timedelta(minutes=current_app.config.get("REVIEW_CLAIM_MINUTES", 30))
-    review.claimed_manifest_sha256 = manifest_hash(current_manifest(review))
-    db.session.flush()
+
+
+def claim(review: Review, actor) -> Review:
+    """Lock a review for one officer for REVIEW_CLAIM_MINUTES so two officers do not duplicate work."""
+    _require_officer(actor, review)
+    now = utcnow()
+    _refuse_claim(review, actor, now)
+    until = now + timedelta(minutes=current_app.config.get("REVIEW_CLAIM_MINUTES", 30))
+    claimable = sa.or_(Review.claimed_by_id.is_(None), Review.claimed_by_id == actor.id,
+                       Review.claimed_until.is_(None), Review.claimed_until <= now)
+    # Checked again in the UPDATE itself: of officers claiming at the same moment, one wins.
+    if not compare_and_set(review, [*REVIEW_IS_OPEN, claimable], claimed_by_id=actor.id, claimed_until=until,
+                           claimed_manifest_sha256=manifest_hash(current_manifest(review))):
+        db.session.refresh(review)
+        _refuse_claim(review, actor, now)
+        raise Conflict(_("Someone else changed this review just now. Reload the page and try again."),
+                       code="changed_concurrently")
     audit.record("review.claimed", "review", review.id, actor=actor,
                  details={"until": review.claimed_until.isoformat(), "manifest_sha256": review.claimed_manifest_sha256})
     return review
@@ -431,12 +462,10 @@ def claim(review: Review, actor) -> Review:
 def release(review: Review, actor) -> Review:
     """Give a claimed review back to the queue."""
     _require_officer(actor)
-    if review.claimed_by_id != actor.id:
+    if review.claimed_by_id != actor.id or not compare_and_set(
+            review, [Review.claimed_by_id == actor.id], claimed_by_id=None, claimed_until=None,
+            claimed_manifest_sha256=None):
         raise Conflict(_("You have not claimed this review."), code="not_claimed")
-    review.claimed_by_id = None
-    review.claimed_until = None
-    review.claimed_manifest_sha256 = None
-    db.session.flush()
     audit.record("review.released", "review", review.id, actor=actor)
     return review
 
@@ -530,11 +559,13 @@ def decide(review: Review, actor, decision: str, reason: str = "", *, expected_m
         raise Conflict(_("The video was not made from the package's current inputs; it cannot be approved. "
                          "Request changes so the author renders it again."), code="rendition_stale")
 
-    review.decision = decision
-    review.decided_by_id = actor.id
-    review.decided_at = now
-    review.reason = reason or None
-    db.session.flush()
+    # The checks above read the review; the UPDATE repeats them so that only one decision is ever
+    # written, however many arrive at once (a double-clicked form, two officers).
+    if not compare_and_set(review, [*REVIEW_IS_OPEN, Review.claimed_by_id == actor.id, Review.claimed_until > now,
+                                    Review.claimed_manifest_sha256 == current],
+                           decision=decision, decided_by_id=actor.id, decided_at=now, reason=reason or None):
+        raise Conflict(_("Someone else decided or changed this review just now. Reload the page and try again."),
+                       code="changed_concurrently")
     signature = {"signed_factor": signed_factor, "signed_at": signed_at.isoformat() if signed_at else None}
     audit.record(f"review.{decision}", "review", review.id, actor=actor,
                  details={"manifest_sha256": current, "reason": reason[:500], **signature})
@@ -550,6 +581,9 @@ def decide(review: Review, actor, decision: str, reason: str = "", *, expected_m
                   DECISION_REJECT: PKG_REJECTED}[decision]
         states.transition_package(review.package, target, actor, reason, {"review_id": review.id})
     if decision == DECISION_APPROVE:
+        if review.stage == STAGE_PACKAGE:
+            # A renewal replaces the expired approval: one unvoided approval per package.
+            void_approvals(review.package, actor, f"renewed by review {review.id}")
         days = current_app.config["APPROVAL_VALID_DAYS"]
         approval = Approval(review_id=review.id, stage=review.stage, script_revision_id=review.script_revision_id,
                             package_id=review.package_id, manifest=review.manifest, manifest_sha256=current,
@@ -580,11 +614,11 @@ def void_approvals(package, actor, reason: str) -> list[Approval]:
     voided = []
     now = utcnow()
     for approval in db.session.scalars(sa.select(Approval).where(Approval.package_id == package.id,
-                                                                 Approval.voided_at.is_(None))):
-        approval.voided_at = now
-        approval.void_reason = reason[:500]
+                                                                 Approval.voided_at.is_(None))).all():
+        # Voided once: of two requests voiding at the same moment, only one writes and audits it.
+        if not compare_and_set(approval, [Approval.voided_at.is_(None)], voided_at=now, void_reason=reason[:500]):
+            continue
         voided.append(approval)
-        db.session.flush()
         audit.record("approval.voided", "approval", approval.id, actor=actor, details={"reason": reason[:500]})
     return voided
 
@@ -614,8 +648,11 @@ def expire_due_approvals(now=None) -> int:
     count = 0
     for approval in db.session.scalars(stmt).all():
         package = db.session.get(Package, approval.package_id)
-        states.transition_package(package, PKG_EXPIRED, "system", "approval period ended",
-                                  {"approval_id": approval.id})
+        try:
+            states.transition_package(package, PKG_EXPIRED, "system", "approval period ended",
+                                      {"approval_id": approval.id})
+        except Conflict:
+            continue  # withdrawn or edited at this very moment: nothing left to expire (nothing was written)
         count += 1
     return count
 

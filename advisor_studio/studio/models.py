@@ -66,6 +66,8 @@ class Script(db.Model):
         sa.ForeignKey("script_revisions.id", use_alter=True))
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
     updated_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow, index=True)
+    # Optimistic lock: every UPDATE checks and bumps it, so a write based on a stale read fails.
+    version: so.Mapped[int] = so.mapped_column(server_default=sa.text("1"))
 
     author = so.relationship("User", foreign_keys=[author_id], lazy="joined")
     revisions: so.Mapped[list[ScriptRevision]] = so.relationship(
@@ -76,6 +78,7 @@ class Script(db.Model):
                                                                            post_update=True)
 
     __table_args__ = (sa.CheckConstraint(sa.column("status").in_(SCRIPT_STATUSES), name="status_known"),)
+    __mapper_args__ = {"version_id_col": version}
 
 
 class ScriptRevision(db.Model):
@@ -134,6 +137,8 @@ class Package(db.Model):
     priority: so.Mapped[int] = so.mapped_column(default=0)
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
     updated_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow, index=True)
+    # Optimistic lock: an edit, a submission and a decision each write only the version they read.
+    version: so.Mapped[int] = so.mapped_column(server_default=sa.text("1"))
 
     author = so.relationship("User", foreign_keys=[author_id], lazy="joined")
     script: so.Mapped[Script] = so.relationship(foreign_keys=[script_id])
@@ -142,3 +147,4 @@ class Package(db.Model):
     channels = so.relationship("Channel", secondary=package_channels, order_by="Channel.id")
 
     __table_args__ = (sa.CheckConstraint(sa.column("status").in_(PACKAGE_STATUSES), name="status_known"),)
+    __mapper_args__ = {"version_id_col": version}

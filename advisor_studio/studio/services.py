@@ -13,6 +13,7 @@ from advisor_studio import audit
 from advisor_studio.compliance import services as compliance
 from advisor_studio.compliance.models import STAGE_PACKAGE, STAGE_SCRIPT, Approval
 from advisor_studio.compliance.scanner import PLATFORMS, normalize_phrase
+from advisor_studio.concurrency import flush_or_conflict
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.errors import Conflict, PermissionDenied, ValidationError
 from advisor_studio.extensions import db
@@ -145,7 +146,7 @@ def update_script(script: Script, actor, *, title, body, caption, hashtags, plat
     script.updated_at = utcnow()
     if script.status == SCRIPT_APPROVED:
         states.transition_script(script, SCRIPT_DRAFT, actor, "edited after pre-approval", {"fields": changed})
-    db.session.flush()
+    flush_or_conflict(states.KIND_LABELS["script"])  # the version check refuses an edit of a stale read
     audit.record("script.edited", "script", script.id, actor=actor, details={"fields": changed})
     return script
 
@@ -199,16 +200,9 @@ def submit_script(script: Script, actor) -> ScriptRevision:
 def recall_script(script: Script, actor) -> Script:
     """Take a submitted script back to draft (its open review is closed)."""
     _require_author(script, actor)
-    from advisor_studio.compliance.models import Review
-
-    now = utcnow()
+    # Review first, then script: the same lock order as a decision, so the two cannot deadlock.
+    compliance.supersede_open_script_reviews(script, actor, "recalled")
     states.transition_script(script, SCRIPT_DRAFT, actor, "recalled by the author")
-    for review in db.session.scalars(sa.select(Review).where(Review.script_id == script.id,
-                                                             Review.stage == STAGE_SCRIPT,
-                                                             Review.decision.is_(None),
-                                                             Review.superseded_at.is_(None))):
-        review.superseded_at = now
-        audit.record("review.superseded", "review", review.id, actor=actor, details={"reason": "recalled"})
     return script
 
 
@@ -288,13 +282,15 @@ def create_package(script: Script, actor, *, title=None, caption=None, hashtags=
 
 def _after_change(package: Package, actor, changed: list[str]) -> None:
     """A change to an approved package voids its approval; a change in review is refused earlier."""
+    # Write the edit first: the version check refuses it (409) if the package changed since it was read.
+    flush_or_conflict(states.KIND_LABELS["package"])
     if package.status in (PKG_APPROVED,):
         compliance.void_approvals(package, actor, "changed after approval: " + ", ".join(changed))
         states.transition_package(package, PKG_DRAFT, actor, "changed after approval", {"fields": changed})
     elif package.status == PKG_EXPIRED:
         states.transition_package(package, PKG_DRAFT, actor, "edited after expiry", {"fields": changed})
     package.updated_at = utcnow()
-    db.session.flush()
+    flush_or_conflict(states.KIND_LABELS["package"])
     audit.record("package.edited", "package", package.id, actor=actor, details={"fields": changed})
 
 
@@ -376,13 +372,15 @@ def set_rendition(package: Package, rendition, actor) -> Package:
     if package.status == PKG_SUBMITTED:
         supersede_and_recall(package, actor, "a new rendition replaced the one under review")
     package.rendition = rendition  # the relationship too, so checks later in this session see it
-    db.session.flush()
+    flush_or_conflict(states.KIND_LABELS["package"])
     _after_change(package, actor, ["rendition"])
     return package
 
 
 def supersede_and_recall(package: Package, actor, reason: str) -> None:
     """Take a submitted package back to draft and close its open review."""
+    # Review first, then package (a decision locks them in that order too). A review decided in
+    # the meantime is not superseded, and the package's compare-and-set then refuses the recall.
     compliance.supersede_open_reviews(package, actor, reason)
     states.transition_package(package, PKG_DRAFT, actor, reason)
 

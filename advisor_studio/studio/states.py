@@ -1,7 +1,10 @@
 """The two state machines of reviewed content: scripts (pre-approval) and packages (final).
 
 No other code assigns ``status``: every change goes through ``transition_script`` or
-``transition_package``, which check the table below and write the audit entry.
+``transition_package``, which check the table below, write the new status with a
+compare-and-set (the row must still have the status and version this request read) and
+write the audit entry. Of two requests racing on one object, exactly one moves it; the
+other gets a Conflict (409).
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from advisor_studio import audit
+from advisor_studio.concurrency import compare_and_set, flush_or_conflict, stale_conflict
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.errors import Conflict
-from advisor_studio.extensions import db
 from advisor_studio.studio.models import (
     PKG_APPROVED,
     PKG_ARCHIVED,
@@ -96,9 +99,12 @@ def _transition(obj, object_type: str, table: dict[str, dict[str, str]], to: str
         )
     action = allowed[to]
     old = obj.status
-    obj.status = to
-    obj.updated_at = utcnow()
-    db.session.flush()
+    kind = KIND_LABELS.get(object_type, object_type)
+    flush_or_conflict(kind)  # pending edits first, so the version compared below is the one they wrote
+    model = type(obj)
+    if not compare_and_set(obj, [model.status == old, model.version == obj.version],
+                           status=to, updated_at=utcnow(), version=obj.version + 1):
+        raise stale_conflict(kind)
     audit.record(action, object_type, obj.id, actor=actor,
                  details={"from": old, "to": to, "reason": (reason or "")[:2000], **(details or {})})
     return action

@@ -309,7 +309,8 @@ def test_a_claimed_review_cannot_be_taken_by_another_officer_until_released(app,
     _post(first, f"/compliance/reviews/{review_id}/claim", {}, page=page)
     other = _page(second, f"/compliance/reviews/{review_id}")
     assert 'data-testid="claimed-by"' in other and 'data-testid="claim"' not in other
-    assert _post(second, f"/compliance/reviews/{review_id}/claim", {}, page=other).status_code == 302
+    refused = _post(second, f"/compliance/reviews/{review_id}/claim", {}, page=other)
+    assert refused.status_code == 409 and people["compliance"].name in refused.get_data(as_text=True)
     assert _review(app, review_id)["claimed_by_id"] == people["compliance"].id
     page = _page(first, f"/compliance/reviews/{review_id}")
     _post(first, f"/compliance/reviews/{review_id}/release", {}, page=page)
