@@ -67,6 +67,11 @@ def celery_init_app(app: Flask) -> Celery:
             # Approvals past APPROVAL_VALID_DAYS become "expired" (the partner-facing checks also
             # compare expires_at directly, so nothing expired is served between two runs).
             "expire-approvals": {"task": "advisor_studio.compliance.expire_approvals", "schedule": 600.0},
+            # Anchor the audit chain outside the database, and re-check it against those anchors.
+            "audit-checkpoint": {"task": "advisor_studio.core.checkpoint_audit_chain",
+                                 "schedule": float(app.config.get("AUDIT_CHECKPOINT_INTERVAL_SECONDS") or 600)},
+            "audit-verify": {"task": "advisor_studio.core.verify_audit_chain",
+                             "schedule": float(app.config.get("AUDIT_VERIFY_INTERVAL_SECONDS") or 86400)},
         },
         beat_schedule_filename=str(Path(app.instance_path) / "celerybeat-schedule"),
     )
