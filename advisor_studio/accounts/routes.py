@@ -84,6 +84,8 @@ def login():
 def logout():
     form = LogoutForm()
     if form.validate_on_submit():
+        services.record_logout(current_user)
+        db.session.commit()
         logout_user()
         flash(_("You have been signed out."), "info")
     return redirect(url_for("accounts.login"))

@@ -219,6 +219,11 @@ def record_login(user: User) -> None:
     audit.record("user.login", "user", user.id, actor=user)
 
 
+def record_logout(user: User) -> None:
+    """Note a sign-out in the audit trail (the session ends in the view)."""
+    audit.record("user.logout", "user", user.id, actor=user)
+
+
 def record_failed_login(email: str, reason: str) -> None:
     """Audit a refused sign-in without revealing which part was wrong to the visitor."""
     audit.record("user.login_failed", "user", "-", actor=None,
