@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import os
@@ -206,6 +207,7 @@ class LocalCheckpointStore(CheckpointStore):
         try:
             os.write(fd, line)
             os.fsync(fd)
+            end = os.lseek(fd, 0, os.SEEK_CUR)
         finally:
             os.close(fd)
         if created:  # make the new directory entry durable too
@@ -214,11 +216,7 @@ class LocalCheckpointStore(CheckpointStore):
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
-        return f"{self.path.name}:{self._count_lines()}"
-
-    def _count_lines(self) -> int:
-        with open(self.path, "rb") as fh:
-            return sum(1 for _ in fh)
+        return f"{self.path} (bytes {end - len(line)}-{end - 1})"
 
     def read_all(self):
         stored = StoredRecords()
@@ -236,12 +234,12 @@ class LocalCheckpointStore(CheckpointStore):
     def has(self, seq, entry_hash):
         if not self.path.exists():
             return False
-        last = None
         with open(self.path, "rb") as fh:
-            for line in fh:
-                last = line
+            # A record is a few hundred bytes: the tail holds the newest line, whatever the file's size.
+            fh.seek(max(fh.seek(0, os.SEEK_END) - 4096, 0))
+            lines = fh.read().splitlines()
         try:
-            record = json.loads(last) if last else None
+            record = json.loads(lines[-1]) if lines else None
         except ValueError:
             return False
         return isinstance(record, dict) and record.get("seq") == seq and record.get("entry_hash") == entry_hash
@@ -297,6 +295,28 @@ class S3CheckpointStore(CheckpointStore):
         return f"{S3_PREFIX}{record['seq']:020d}-{stamp}.json"
 
     def append(self, record):
+        with self._errors():
+            return self._append(record)
+
+    def read_all(self):
+        with self._errors():
+            return self._read_all()
+
+    def has(self, seq, entry_hash):
+        with self._errors():
+            return self._has(seq, entry_hash)
+
+    @contextlib.contextmanager
+    def _errors(self):
+        """Any S3 failure becomes a CheckpointError that names the bucket (verify reports it, exit 1)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except (BotoCoreError, ClientError) as exc:
+            raise CheckpointError(f"the audit checkpoint bucket {self.bucket} cannot be used: {exc}") from exc
+
+    def _append(self, record):
         self._ensure_bucket()
         key = self.object_key(record)
         until = utcnow() + timedelta(days=366 * self.retention_years)
@@ -306,7 +326,7 @@ class S3CheckpointStore(CheckpointStore):
                                ChecksumAlgorithm="SHA256")
         return key
 
-    def read_all(self):
+    def _read_all(self):
         self._ensure_bucket()
         stored = StoredRecords()
         versions: dict[str, list[dict]] = {}
@@ -333,7 +353,7 @@ class S3CheckpointStore(CheckpointStore):
                 body.close()
         return stored
 
-    def has(self, seq, entry_hash):
+    def _has(self, seq, entry_hash):
         self._ensure_bucket()
         listing = self.client.list_objects_v2(Bucket=self.bucket, Prefix=f"{S3_PREFIX}{int(seq):020d}-")
         for item in listing.get("Contents", []):

@@ -382,3 +382,23 @@ def test_s3_checkpoint_refuses_a_bucket_without_object_lock(app_factory, s3_serv
         _record_some(1)
         with pytest.raises(checkpoints.CheckpointError, match="Object Lock"):
             checkpoints.take()
+
+
+def test_unreachable_checkpoint_store_fails_verification_with_a_clear_message(app_factory, free_s3_port):
+    app = app_factory(STORAGE_BACKEND="s3", S3_ENDPOINT_URL=f"http://127.0.0.1:{free_s3_port}", S3_BUCKET="gone",
+                      S3_CREATE_BUCKET=False)
+    with app.app_context():
+        _record_some(1)
+        with pytest.raises(checkpoints.CheckpointError, match="gone-audit"):
+            audit.verify()
+        outcome = core_tasks.verify_audit_chain.apply().get()
+        assert outcome["ok"] is False and "gone-audit" in outcome["reason"]
+    cli = _flask(app, "audit", "verify")
+    assert cli.returncode == 1 and "cannot verify" in cli.stderr and "gone-audit" in cli.stderr
+
+
+@pytest.fixture
+def free_s3_port():
+    from tests.conftest import free_port
+
+    return free_port()  # nothing listens there

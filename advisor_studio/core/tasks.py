@@ -11,7 +11,12 @@ from advisor_studio import audit, checkpoints
 @shared_task(name="advisor_studio.core.verify_audit_chain", acks_late=True)
 def verify_audit_chain() -> dict:
     """Recompute the audit hash chain against every checkpoint in the worker and report the outcome."""
-    result = audit.verify()
+    try:
+        result = audit.verify()
+    except checkpoints.CheckpointError as err:  # the store is unreachable: that is a failed verification
+        current_app.logger.error("audit chain cannot be verified: %s", err)
+        return {"ok": False, "count": 0, "broken_seq": None, "reason": str(err), "checkpoints": 0,
+                "anchored_seq": 0}
     if not result.ok:
         current_app.logger.error("audit chain BROKEN at #%s: %s", result.broken_seq, result.reason)
     return {"ok": result.ok, "count": result.count, "broken_seq": result.broken_seq, "reason": result.reason,
