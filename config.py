@@ -101,6 +101,17 @@ class Config:
         self.ADMIN_REVIEW_COOLDOWN_DAYS = _env_int("ADMIN_REVIEW_COOLDOWN_DAYS", 30)
         self.REMEMBER_DAYS = max(1, min(_env_int("REMEMBER_DAYS", 14), REMEMBER_DAYS_MAX))
         self.REMEMBER_COOKIE_DURATION = timedelta(days=self.REMEMBER_DAYS)
+        # Audit checkpoints: the Ed25519 signing key (PEM or base64; generated into instance/ when
+        # unset, except in production), where they go, how long S3 Object Lock keeps them, how often.
+        self.AUDIT_SIGNING_KEY = _env("AUDIT_SIGNING_KEY")
+        self.AUDIT_PUBLIC_KEY_FINGERPRINT = _env("AUDIT_PUBLIC_KEY_FINGERPRINT")
+        self.AUDIT_CHECKPOINT_PATH = _env("AUDIT_CHECKPOINT_PATH")  # default instance/audit-checkpoints.jsonl
+        self.AUDIT_CHECKPOINT_BUCKET = _env("AUDIT_CHECKPOINT_BUCKET")  # default "<S3_BUCKET>-audit"
+        self.AUDIT_RETENTION_YEARS = _env_int("AUDIT_RETENTION_YEARS", 20)
+        self.AUDIT_CHECKPOINT_INTERVAL_SECONDS = _env_int("AUDIT_CHECKPOINT_INTERVAL_SECONDS", 600)
+        self.AUDIT_VERIFY_INTERVAL_SECONDS = _env_int("AUDIT_VERIFY_INTERVAL_SECONDS", 24 * 3600)
+        # Refused actions audited per action and requester; more in that window are not written.
+        self.AUDIT_REFUSAL_LIMIT = _env("AUDIT_REFUSAL_LIMIT", "30 per minute")
 
 
 class ProductionConfig(Config):
@@ -119,6 +130,8 @@ class ProductionConfig(Config):
                 ("SECRET_KEY", "SECRET_KEY"),
                 ("DATABASE_URL", "SQLALCHEMY_DATABASE_URI"),
                 ("CONVERSION_WEBHOOK_SECRET", "CONVERSION_WEBHOOK_SECRET"),
+                # A key in the instance folder could sit next to the database it vouches for.
+                ("AUDIT_SIGNING_KEY", "AUDIT_SIGNING_KEY"),
             )
             if not getattr(self, attr)
         ]

@@ -152,28 +152,136 @@ class VerifyResult:
     count: int
     broken_seq: int | None = None
     reason: str | None = None
+    checkpoints: int = 0  # checkpoints read and authenticated
+    anchored_seq: int = 0  # the newest entry a checkpoint vouches for
+    anchored_at: str | None = None
+    key_fingerprint: str | None = None
+
+    @property
+    def unanchored(self) -> int:
+        """Entries newer than the last checkpoint: a rewrite or cut of these cannot be detected yet."""
+        return max(self.count - self.anchored_seq, 0)
 
 
-def verify(batch_size: int = 2000) -> VerifyResult:
-    """Recompute the whole chain; report the first entry whose hash or link is wrong."""
+def verify(batch_size: int = 2000, *, public_key=None, expected_fingerprint: str | None = None,
+           use_checkpoints: bool = True) -> VerifyResult:
+    """Recompute the whole chain and check it against every signed checkpoint; report the first break.
+
+    ``public_key`` (an Ed25519 public key) lets a regulator verify without the private key;
+    ``expected_fingerprint`` (default AUDIT_PUBLIC_KEY_FINGERPRINT) pins the key that must have signed.
+    """
+    from flask import current_app
+
+    from advisor_studio import checkpoints as cp
+
+    by_seq: dict[int, list[cp.Checkpoint]] = {}
+    fingerprint = None
+    if use_checkpoints:
+        public_key = public_key or cp.signing_key().public_key()
+        fingerprint = cp.fingerprint(public_key)
+        expected = expected_fingerprint or current_app.config.get("AUDIT_PUBLIC_KEY_FINGERPRINT")
+        if expected and expected != fingerprint:
+            return VerifyResult(False, 0, None, f"the checkpoint key is {fingerprint}, but the pinned "
+                                f"fingerprint is {expected}", key_fingerprint=fingerprint)
+        loaded, store_problems = cp.load(public_key)
+        if store_problems:
+            return VerifyResult(False, 0, None, store_problems[0], key_fingerprint=fingerprint)
+        for checkpoint in loaded:
+            if checkpoint.problem:
+                return VerifyResult(False, 0, checkpoint.seq or None, checkpoint.problem, len(loaded),
+                                    key_fingerprint=fingerprint)
+            by_seq.setdefault(checkpoint.seq, []).append(checkpoint)
+
+    def result(ok, count, broken=None, reason=None, anchored=(0, None)):
+        return VerifyResult(ok, count, broken, reason, sum(map(len, by_seq.values())), anchored[0], anchored[1],
+                            fingerprint)
+
     expected_prev = GENESIS_HASH
     expected_seq = 1
     count = 0
+    anchored: tuple[int, str | None] = (0, None)
     query = sa.select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=batch_size)
     for entry in db.session.scalars(query):
         if entry.seq != expected_seq:
-            return VerifyResult(False, count, expected_seq, f"entry #{expected_seq} is missing")
+            return result(False, count, expected_seq, f"entry #{expected_seq} is missing", anchored)
         if entry.prev_hash != expected_prev:
-            return VerifyResult(False, count, entry.seq, f"entry #{entry.seq} does not link to its predecessor")
+            return result(False, count, entry.seq, f"entry #{entry.seq} does not link to its predecessor", anchored)
         if hashlib.sha256(entry.canonical()).hexdigest() != entry.entry_hash:
-            return VerifyResult(False, count, entry.seq, f"entry #{entry.seq} was altered (hash mismatch)")
+            return result(False, count, entry.seq, f"entry #{entry.seq} was altered (hash mismatch)", anchored)
+        for checkpoint in by_seq.get(entry.seq, ()):
+            if checkpoint.entry_hash != entry.entry_hash:
+                # The chain is consistent in itself, so it was rewritten and re-hashed from some entry
+                # after the previous good checkpoint up to this one.
+                return result(False, count, entry.seq,
+                              f"entry #{entry.seq} differs from the checkpoint of {checkpoint.at}: the chain was "
+                              f"rewritten between #{anchored[0] + 1} and #{entry.seq}", anchored)
+            anchored = (entry.seq, checkpoint.at)
         expected_prev = entry.entry_hash
         expected_seq += 1
         count += 1
+    beyond = [c for seq, found in by_seq.items() if seq > count for c in found]
+    if beyond:
+        newest = max(beyond, key=lambda c: c.seq)
+        return result(False, count, count + 1, f"the chain ends at #{count} but the checkpoint of {newest.at} saw "
+                      f"#{newest.seq}: entries were removed", anchored)
     head = db.session.get(AuditHead, HEAD_ID)
     head_seq = head.seq if head else 0
     head_hash = head.last_hash if head else GENESIS_HASH
     if head_seq != count or head_hash != expected_prev:
-        return VerifyResult(False, count, count + 1 if head_seq > count else head_seq,
-                            f"the chain head points at entry #{head_seq} but the chain ends at #{count}")
-    return VerifyResult(True, count)
+        return result(False, count, count + 1 if head_seq > count else head_seq,
+                      f"the chain head points at entry #{head_seq} but the chain ends at #{count}", anchored)
+    return result(True, count, anchored=anchored)
+
+
+# --- refused actions ------------------------------------------------------------------------
+
+
+def _refusal_allowed(action: str, who: str) -> bool:
+    """At most AUDIT_REFUSAL_LIMIT entries per action and requester, so a flood of refusals cannot
+    monopolize the chain's single head row; the login rate limit stays in front of this."""
+    from flask import current_app
+    from limits import parse
+
+    from advisor_studio.extensions import limiter
+
+    limit = current_app.config.get("AUDIT_REFUSAL_LIMIT") or "30 per minute"
+    try:
+        return limiter.limiter.hit(parse(limit), "audit-refusal", action, who)
+    except Exception:  # noqa: BLE001 - a limiter store outage must not stop the audit entry
+        return True
+
+
+def record_refusal(action: str, obj_type: str = "request", obj_id="-", *, actor=None,
+                   details: dict | None = None) -> AuditEntry | None:
+    """Write and commit one audit entry for a refused action, after the request's transaction rolled back.
+
+    In a request it adds the endpoint, method and path (never the query string, which may carry
+    tokens) and the signed-in user when ``actor`` is not given. Returns None when the entry was
+    throttled (AUDIT_REFUSAL_LIMIT) or could not be written; a refusal is never turned into a 500.
+    """
+    from flask import current_app, has_request_context, request
+
+    db.session.rollback()  # nothing of the refused request may ride along with its audit entry
+    info = dict(details or {})
+    who = "anonymous"
+    if has_request_context():
+        from flask_login import current_user
+
+        info.setdefault("endpoint", request.endpoint)
+        info.setdefault("method", request.method)
+        info.setdefault("path", request.path[:500])
+        if actor is None and current_user.is_authenticated:
+            actor = current_user._get_current_object()
+        who = request.remote_addr or "anonymous"
+    if actor is not None:
+        who = f"user:{actor.id}" if not isinstance(actor, str) else actor
+    if not _refusal_allowed(action, who):
+        return None
+    try:
+        entry = record(action, obj_type, obj_id, actor=actor if actor is not None else "anonymous", details=info)
+        db.session.commit()
+    except sa.exc.SQLAlchemyError:
+        db.session.rollback()
+        current_app.logger.exception("could not audit the refused action %s", action)
+        return None
+    return entry

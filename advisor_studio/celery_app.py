@@ -70,6 +70,11 @@ def celery_init_app(app: Flask) -> Celery:
             # Stored approved files are re-hashed, so tampering is found even if nobody downloads them.
             "verify-stored-files": {"task": "advisor_studio.integrity.verify_stored_files",
                                     "schedule": float(app.config.get("INTEGRITY_VERIFY_INTERVAL_SECONDS", 86400))},
+            # Anchor the audit chain outside the database, and re-check it against those anchors.
+            "audit-checkpoint": {"task": "advisor_studio.core.checkpoint_audit_chain",
+                                 "schedule": float(app.config.get("AUDIT_CHECKPOINT_INTERVAL_SECONDS") or 600)},
+            "audit-verify": {"task": "advisor_studio.core.verify_audit_chain",
+                             "schedule": float(app.config.get("AUDIT_VERIFY_INTERVAL_SECONDS") or 86400)},
         },
         beat_schedule_filename=str(Path(app.instance_path) / "celerybeat-schedule"),
     )

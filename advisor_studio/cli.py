@@ -10,7 +10,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from advisor_studio import audit
+from advisor_studio import audit, checkpoints
 from advisor_studio.access import ROLES
 from advisor_studio.accounts import services as account_services
 from advisor_studio.compliance.scanner import PLATFORMS
@@ -54,15 +54,52 @@ def users_create(email, password, roles, name, sac_number):
 
 
 @audit_cli.command("verify")
-def audit_verify():
-    """Recompute the audit hash chain; exit 1 naming the first broken entry."""
-    result = audit.verify()
+@click.option("--public-key", "public_key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Check checkpoint signatures with this PEM public key (no private key needed).")
+@click.option("--fingerprint", default=None, help="The key fingerprint that must have signed (SHA256:...).")
+def audit_verify(public_key_file: Path | None, fingerprint: str | None):
+    """Recompute the audit hash chain and check it against every signed checkpoint; exit 1 naming the
+    first broken entry."""
+    try:
+        public_key = checkpoints.parse_public_key(public_key_file.read_bytes()) if public_key_file else None
+        result = audit.verify(public_key=public_key, expected_fingerprint=fingerprint)
+    except checkpoints.CheckpointError as err:
+        click.echo(f"cannot verify: {err}", err=True)
+        raise SystemExit(1) from err
     if result.ok:
-        click.echo(f"ok: {result.count} entries, chain intact")
+        click.echo(f"ok: {result.count} entries, chain intact; {result.checkpoints} checkpoints signed by "
+                   f"{result.key_fingerprint} agree")
+        if result.anchored_seq:
+            click.echo(f"anchored up to entry #{result.anchored_seq} (checkpoint of {result.anchored_at})")
+        if result.unanchored:
+            click.echo(f"warning: {result.unanchored} newer entries are not covered by a checkpoint yet", err=True)
         return
-    click.echo(f"BROKEN at entry #{result.broken_seq}: {result.reason} ({result.count} entries verified before it)",
-               err=True)
+    where = f"entry #{result.broken_seq}" if result.broken_seq else "the checkpoints"
+    click.echo(f"BROKEN at {where}: {result.reason} ({result.count} entries verified before it)", err=True)
     raise SystemExit(1)
+
+
+@audit_cli.command("checkpoint")
+def audit_checkpoint():
+    """Sign the current chain head and append it to the append-only checkpoint store."""
+    try:
+        record = checkpoints.take(force=True)
+    except checkpoints.CheckpointError as err:
+        click.echo(f"cannot checkpoint: {err}", err=True)
+        raise SystemExit(1) from err
+    if record is None:
+        click.echo("the audit chain is empty: nothing to checkpoint")
+        return
+    click.echo(f"checkpoint of entry #{record['seq']} {record['entry_hash']} at {record['at']} "
+               f"signed by {record['key']} -> {record['where']}")
+
+
+@audit_cli.command("public-key")
+def audit_public_key():
+    """Print the PEM public key that verifies checkpoints, and its fingerprint (for a regulator)."""
+    key = checkpoints.signing_key().public_key()
+    click.echo(checkpoints.public_key_pem(key), nl=False)
+    click.echo(checkpoints.fingerprint(key))
 
 
 @click.command("seed-demo")

@@ -123,12 +123,29 @@ def error_response(status: int, message: str | None = None, code: str | None = N
     return make_response(html, status)
 
 
+# Refusals that leave a trace in the audit trail: a denied protected action, a rate-limited request.
+REFUSALS_AUDITED = {403: "access.denied", 429: "access.rate_limited"}
+
+
+def audit_refusal(status: int) -> None:
+    """Roll back the refused request, then write its audit entry in a short transaction of its own."""
+    from advisor_studio import audit
+
+    details: dict = {"status": status}
+    if request.endpoint == "accounts.login" and request.method == "POST":
+        # Which account someone is hammering matters more than the page it happened on.
+        details["email"] = (request.form.get("email") or "").strip()[:254]
+    audit.record_refusal(REFUSALS_AUDITED[status], details=details)
+
+
 def init_app(app: Flask) -> None:
     """Register the handlers for domain errors, HTTP errors, CSRF failures and crashes."""
 
     @app.errorhandler(DomainError)
     def handle_domain_error(err: DomainError):
         db.session.rollback()
+        if err.status == 403:
+            audit_refusal(403)
         return error_response(err.status, err.message, err.code, err.fields)
 
     @app.errorhandler(CSRFError)
@@ -144,6 +161,8 @@ def init_app(app: Flask) -> None:
     def handle_http_error(err: HTTPException):
         if err.code and err.code >= 500:
             db.session.rollback()
+        if err.code in REFUSALS_AUDITED:
+            audit_refusal(err.code)
         message = None
         # Werkzeug's default descriptions are English boilerplate; keep ours unless a view
         # passed a specific message through abort(code, description).

@@ -22,5 +22,6 @@ def test_worker_runs_a_real_task_against_the_same_database(app, worker):
         except Exception:
             print(worker.log_path.read_text())
             raise
-    assert outcome == {"ok": True, "count": 3, "broken_seq": None, "reason": None}
+    assert outcome == {"ok": True, "count": 3, "broken_seq": None, "reason": None, "checkpoints": 0,
+                       "anchored_seq": 0}
     assert async_result.status == "SUCCESS"

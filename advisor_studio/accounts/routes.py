@@ -216,6 +216,8 @@ def login_second_step():
 def logout():
     form = LogoutForm()
     if form.validate_on_submit():
+        services.record_logout(current_user)
+        db.session.commit()
         logout_user()
         flash(_("You have been signed out."), "info")
     return redirect(url_for("accounts.login"))

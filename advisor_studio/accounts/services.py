@@ -454,6 +454,11 @@ def record_login(user: User, *, address: str = "", factor: str = FACTOR_PASSWORD
     return report
 
 
+def record_logout(user: User) -> None:
+    """Note a sign-out in the audit trail (the session ends in the view)."""
+    audit.record("user.logout", "user", user.id, actor=user)
+
+
 def record_failed_login(email: str, reason: str, address: str | None = None) -> None:
     """Audit a refused sign-in (and count it for back-off) without telling the visitor which part was wrong."""
     if address is not None:

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, abort, current_app, flash, redirect, rend
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from advisor_studio import audit
 from advisor_studio.access import fresh_confirmation, require, roles_required, step_up_required
 from advisor_studio.compliance import dashboard, services
 from advisor_studio.compliance.diff import highlight, usable_findings
@@ -160,6 +161,10 @@ def _claim_action(review_id: int, form_class, action, message: str, category: st
             # Refused (someone else holds the claim, or won it at the same moment): say so with
             # the error's status on the review page as it is now, not with a redirect.
             db.session.rollback()
+            if err.code == "claimed":
+                # Trying to take over a colleague's live claim is a refused action worth a trace.
+                audit.record_refusal("review.claim_refused", "review", review_id, actor=current_user,
+                                     details={"reason": err.code})
             _flash_domain_error(err)
             return _render_review(_load_review(review_id), status=err.status)
         db.session.commit()

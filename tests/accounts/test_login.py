@@ -98,6 +98,7 @@ def test_production_config_sets_secure_cookies_and_requires_secrets(monkeypatch)
     monkeypatch.setenv("SECRET_KEY", "x" * 40)
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://db/advisor")
     monkeypatch.setenv("CONVERSION_WEBHOOK_SECRET", "y" * 40)
+    monkeypatch.setenv("AUDIT_SIGNING_KEY", "MC4CAQAwBQYDK2VwBCIEIA" + "A" * 22)
     cfg = ProductionConfig()
     assert cfg.SESSION_COOKIE_SECURE is True and cfg.REMEMBER_COOKIE_SECURE is True
 

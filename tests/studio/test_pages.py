@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -81,24 +80,20 @@ def package_for(app, author_id: int, officer_id: int, *, rendition=False, channe
         return package.id
 
 
-def approved_package(app, author_id: int, officer_id: int) -> int:
+def approved_package(app, author_id: int, officer_id: int, valid_days: int | None = None) -> int:
+    """An approved package; ``valid_days`` approves it for that long (approvals are frozen once made)."""
     package_id = package_for(app, author_id, officer_id, rendition=True)
     with app.app_context():
         package = db.session.get(Package, package_id)
         studio.submit_package(package, db.session.get(User, author_id))
         db.session.commit()
-    decide_open_review(app, officer_id, package_id=package_id)
+    default_days = app.config["APPROVAL_VALID_DAYS"]
+    app.config["APPROVAL_VALID_DAYS"] = default_days if valid_days is None else valid_days
+    try:
+        decide_open_review(app, officer_id, package_id=package_id)
+    finally:
+        app.config["APPROVAL_VALID_DAYS"] = default_days
     return package_id
-
-
-def set_expiry(app, package_id: int, days: float) -> None:
-    from advisor_studio.compliance.models import Approval
-    from advisor_studio.dbtypes import utcnow
-
-    with app.app_context():
-        approval = db.session.scalars(sa.select(Approval).where(Approval.package_id == package_id)).one()
-        approval.expires_at = utcnow() + timedelta(days=days)
-        db.session.commit()
 
 
 @contextmanager

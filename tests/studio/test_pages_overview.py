@@ -23,7 +23,6 @@ from tests.studio.test_pages import (
     decide_open_review,
     html,
     package_for,
-    set_expiry,
 )
 
 
@@ -56,8 +55,7 @@ def test_my_content_lists_scripts_and_packages_with_what_blocks_them(app, users)
     decide_open_review(app, officer.id, "request_changes", "请删除第三段的收益描述", script_id=returned,
                        comment="第三段有收益暗示")
     no_video = package_for(app, advisor.id, officer.id)
-    expiring = approved_package(app, advisor.id, officer.id)
-    set_expiry(app, expiring, 5)
+    expiring = approved_package(app, advisor.id, officer.id, valid_days=5)
     with app.app_context():
         approved_script_id = db.session.get(Package, no_video).script_id
         author = db.session.get(User, advisor.id)
@@ -157,8 +155,7 @@ def test_landing_lists_what_needs_the_advisors_action(app, users):
         db.session.commit()
     failed = package_for(app, advisor.id, officer.id)
     failed_rendition(app, failed)
-    expiring = approved_package(app, advisor.id, officer.id)
-    set_expiry(app, expiring, 5)
+    expiring = approved_package(app, advisor.id, officer.id, valid_days=5)
     later = approved_package(app, advisor.id, officer.id)  # 90 days left: not listed
 
     page = signed_in(app, advisor).get("/")
