@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import re
-import time
 
 import pytest
 
@@ -82,15 +81,12 @@ def test_user_text_is_escaped_and_only_del_ins_markup_is_added():
 
 
 @pytest.mark.parametrize("newlines", [True, False])
-def test_twenty_thousand_characters_diff_quickly_and_exactly(newlines):
+def test_twenty_thousand_characters_diff_exactly(newlines):
     rng = random.Random(7)
     old = _text(rng, 20_000, newlines)
     cases = [_edit(rng, old, 20), _edit(rng, old, 2_000), _text(rng, 20_000, newlines)]
     for new in cases:
-        started = time.perf_counter()
-        rows = side_by_side(old, new)
-        elapsed = time.perf_counter() - started
-        assert elapsed < 2.0, f"{elapsed:.2f} s"
+        rows = side_by_side(old, new)  # speed: benchmarks/bench_text.py
         _assert_opcodes_rebuild(old, new)
         assert "".join(_plain(r.left) for r in rows).replace("\n", "") == old.replace("\n", "")
         assert "".join(_plain(r.right) for r in rows).replace("\n", "") == new.replace("\n", "")

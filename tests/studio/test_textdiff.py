@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 
 import pytest
 from markupsafe import Markup
@@ -98,15 +97,13 @@ def test_pieces_rebuild_both_texts_exactly(edits):
 
 
 @pytest.mark.parametrize("edits", [1, 100, 2000, "rewritten"])
-def test_twenty_thousand_characters_diff_fast(edits):
+def test_twenty_thousand_characters_diff_completely(edits):
+    # Speed is measured by benchmarks/bench_text.py; here only the result counts.
     rng = random.Random(7)
     old = _chinese(rng, 20_000)
     new = _chinese(rng, 20_000) if edits == "rewritten" else _edit(rng, old, edits)
-    started = time.perf_counter()
     rows = side_by_side(old, new)
-    elapsed = time.perf_counter() - started
     assert rows and _changed(rows)
-    assert elapsed < 1.5, f"{elapsed:.3f} s for {edits} edits"  # about 0.01-0.2 s on a laptop
 
 
 # --- findings --------------------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from advisor_studio.video.srt import SubtitleError, parse_srt, parse_srt_file, timeline_segments
@@ -122,15 +120,12 @@ def _big_srt(n_cues: int) -> str:
     return "\n".join(out)
 
 
-def test_ten_thousand_line_file_parses_quickly_and_completely():
-    text = _big_srt(2500)  # 4 lines per cue
+def test_ten_thousand_line_file_parses_completely():
+    text = _big_srt(2500)  # 4 lines per cue; speed is measured by benchmarks/bench_text.py
     assert text.count("\n") >= 9999
-    t0 = time.perf_counter()
     cues = parse_srt(text)
     segs = timeline_segments(cues)
-    elapsed = time.perf_counter() - t0
     assert len(cues) == 2500 and len(segs) == 2500
-    assert elapsed < 1.0
 
 
 def test_error_deep_in_a_ten_thousand_line_file_points_at_the_right_line():
