@@ -93,7 +93,8 @@ def main() -> None:
         studio = best_of(lambda n=new: studio_diff.side_by_side(old, n), repeats)
         compliance = best_of(lambda n=new: compliance_diff.side_by_side(old, n), repeats)
         print(f"  {name:>11}: difflib {base * 1000:8.1f} ms | studio {studio * 1000:8.1f} ms "
-              f"({base / studio:6.0f}x faster) | compliance {compliance * 1000:8.1f} ms ({base / compliance:6.0f}x faster)")
+              f"({base / studio:6.0f}x faster) | compliance {compliance * 1000:8.1f} ms "
+              f"({base / compliance:6.0f}x faster)")
 
     text = big_srt(SRT_CUES)
     base = best_of(lambda: TIMECODE_RE.findall(text), repeats)
