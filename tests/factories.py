@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
 
 from advisor_studio.accounts import services
 
@@ -93,3 +94,32 @@ def make_ready_rendition(package, payload: bytes = b"\x00\x00\x00\x18ftypmp42 no
     db.session.add(rendition)
     db.session.flush()
     return rendition
+
+
+@contextmanager
+def frozen_rows_unlocked(table: str):
+    """Test-only: lift ``table``'s immutability trigger inside the current transaction.
+
+    For fixture rows in states the services never write (an approval without an expiry, a
+    script-stage row turned into a package one), as a database administrator could. The
+    trigger is back before the transaction ends; flush inside the block.
+    """
+    from advisor_studio.extensions import db
+
+    conn = db.session.connection()
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"ALTER TABLE {table} DISABLE TRIGGER {table}_frozen")
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ENABLE TRIGGER {table}_frozen")
+        return
+    triggers = conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name = ?",
+                                    (f"{table}_frozen",)).all()
+    for name, _sql in triggers:
+        conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
+    try:
+        yield
+    finally:
+        for _name, sql in triggers:
+            conn.exec_driver_sql(sql)

@@ -70,7 +70,8 @@ def test_failed_claim_takeover_is_audited(app, people):  # noqa: F811 - the fixt
     first, second = signed_in(app, people["compliance"]), signed_in(app, people["officer2"])
     _post(first, f"/compliance/reviews/{review_id}/claim", {}, page=_page(first, f"/compliance/reviews/{review_id}"))
     page = _page(second, f"/compliance/reviews/{review_id}")
-    assert _post(second, f"/compliance/reviews/{review_id}/claim", {}, page=page).status_code == 302
+    refused = _post(second, f"/compliance/reviews/{review_id}/claim", {}, page=page)
+    assert refused.status_code == 409  # the review page again, naming who holds the claim
     [entry] = _entries(app, "review.claim_refused")
     assert entry.actor_id == people["officer2"].id
     assert (entry.object_type, entry.object_id) == ("review", str(review_id))

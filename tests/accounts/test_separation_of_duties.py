@@ -13,7 +13,7 @@ from advisor_studio.audit import AuditEntry
 from advisor_studio.compliance import services as compliance
 from advisor_studio.compliance.models import Review
 from advisor_studio.dbtypes import utcnow
-from advisor_studio.errors import PermissionDenied
+from advisor_studio.errors import Conflict, PermissionDenied
 from advisor_studio.extensions import db
 from tests.compliance.test_review_pages import _page, _post, submit_script
 from tests.conftest import csrf_from, record_of, signed_in
@@ -90,9 +90,10 @@ def test_granting_compliance_needs_a_second_admin_who_is_not_the_target(app, adm
     assert "role.grant_requested" in actions and "role.grant_confirmed" in actions
     # A confirmed request cannot be confirmed twice.
     with app.app_context():
-        with pytest.raises(Exception, match="already"):
+        with pytest.raises(Conflict) as closed:
             services.confirm_role_grant(db.session.get(RoleGrantRequest, grant_id),
                                         actor=db.session.get(User, admins["admin3"].id))
+        assert closed.value.code == "grant_closed"
 
 
 def test_target_admin_cannot_confirm_their_own_promotion(app, admins):

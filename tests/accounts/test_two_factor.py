@@ -188,6 +188,7 @@ def test_require_2fa_defaults_follow_the_contract(monkeypatch):
     monkeypatch.setenv("SECRET_KEY", "x" * 40)
     monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://db/advisor")
     monkeypatch.setenv("CONVERSION_WEBHOOK_SECRET", "y" * 40)
+    monkeypatch.setenv("AUDIT_SIGNING_KEY", "MC4CAQAwBQYDK2VwBCIEIA" + "A" * 22)
     assert ProductionConfig().REQUIRE_2FA is True
 
 

@@ -17,7 +17,14 @@ from advisor_studio.extensions import db
 from advisor_studio.studio import dashboard as studio_dashboard
 from advisor_studio.studio import services as studio
 from advisor_studio.studio.models import Package
-from tests.factories import ensure_lexicon, legal_script_body, make_channel, make_ready_rendition, make_user
+from tests.factories import (
+    ensure_lexicon,
+    frozen_rows_unlocked,
+    legal_script_body,
+    make_channel,
+    make_ready_rendition,
+    make_user,
+)
 
 NOW = utcnow().replace(microsecond=0)
 HOUR = timedelta(hours=1)
@@ -75,10 +82,11 @@ def _sql_live(approval: Approval, now) -> bool:
 def test_sql_expression_and_python_predicate_agree(approved, case, fields, status, expected):
     package = approved["package"]
     approval = db.session.scalars(sa.select(Approval).where(Approval.package_id == package.id)).one()
-    for key, value in {"expires_at": NOW + timedelta(days=30), **fields}.items():
-        setattr(approval, key, value)
-    package.status = status  # a fixture row in a given state, not a transition under test
-    db.session.flush()
+    with frozen_rows_unlocked("approvals"):  # fixture rows in given states, not transitions under test
+        for key, value in {"expires_at": NOW + timedelta(days=30), **fields}.items():
+            setattr(approval, key, value)
+        package.status = status
+        db.session.flush()
     db.session.expire_all()  # compare what the database holds, not what this session remembers
     approval = db.session.get(Approval, approval.id)
     package = db.session.get(Package, package.id)
@@ -99,9 +107,11 @@ def test_every_reader_of_live_approvals_gives_the_same_answer(approved, case, fi
     if case == "expiry exactly now":
         shifted["expires_at"] = now - timedelta(microseconds=1)  # by the time the readers ask, it is past
     approval = db.session.scalars(sa.select(Approval).where(Approval.package_id == package.id)).one()
-    for key, value in {"expires_at": now + timedelta(days=3), **shifted}.items():
-        setattr(approval, key, value)
-    package.status = status
+    with frozen_rows_unlocked("approvals"):
+        for key, value in {"expires_at": now + timedelta(days=3), **shifted}.items():
+            setattr(approval, key, value)
+        package.status = status
+        db.session.flush()
     db.session.commit()
 
     assert (compliance.live_approval(package) is not None) is expected

@@ -22,6 +22,7 @@ from advisor_studio.integrity.models import DownloadLog, VerifiedFile
 from advisor_studio.integrity.services import truncate_ip
 from advisor_studio.studio.models import Package
 from tests.conftest import signed_in
+from tests.factories import frozen_rows_unlocked
 from tests.integrity.conftest import approved_package, link, package_state, tamper
 
 PAYLOAD = os.urandom(3000)
@@ -221,7 +222,9 @@ def test_link_after_the_approval_expired_answers_410(storage_app, pkg, partner_u
 
     with storage_app.app_context():
         approval = db.session.scalars(sa.select(Approval).where(Approval.package_id == pkg.package_id)).one()
-        approval.expires_at = utcnow()
+        with frozen_rows_unlocked("approvals"):  # the clock reaching the end of the approval period
+            approval.expires_at = utcnow()
+            db.session.flush()
         db.session.commit()
 
     assert fetch(storage_app, partner_url).status_code == 410

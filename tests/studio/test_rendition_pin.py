@@ -95,10 +95,10 @@ def test_expired_package_with_an_outdated_video_can_be_rendered_again_and_renewe
     from types import SimpleNamespace
 
     from advisor_studio.compliance import services as compliance
-    from tests.studio.test_pages import approved_package, set_expiry
+    from tests.studio.test_pages import approved_package
 
-    package_id = approved_package(app, users["advisor"].id, users["compliance"].id)
-    set_expiry(app, package_id, -1)
+    # Approved for a period that has already ended (approvals are frozen once written).
+    package_id = approved_package(app, users["advisor"].id, users["compliance"].id, valid_days=-1)
     with app.app_context():
         assert compliance.expire_due_approvals() == 1
         video.set_disclaimer("投资有风险，入市需谨慎。本视频不构成任何投资建议。",
