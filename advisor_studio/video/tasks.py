@@ -14,6 +14,7 @@ from celery import shared_task
 from flask import current_app
 
 from advisor_studio import storage
+from advisor_studio.errors import Conflict
 from advisor_studio.extensions import db
 from advisor_studio.video import render as render_logic
 from advisor_studio.video import services
@@ -48,6 +49,24 @@ class _Progress:
 def output_key(recipe_hash: str) -> str:
     """Renditions are stored under their recipe hash: a rerun finds the finished file and stops."""
     return f"renditions/{recipe_hash[:2]}/{recipe_hash}.mp4"
+
+
+READY_ATTEMPTS = 3
+
+
+def _record_ready(rendition_id: int, **result) -> None:
+    """Record the finished render; if the package changed at that very moment (its version check
+    refused the adoption), read everything again and retry, so the rendition never stays "running"."""
+    for attempt in range(READY_ATTEMPTS):
+        try:
+            services.mark_ready(db.session.get(Rendition, rendition_id), **result)
+            db.session.commit()
+            return
+        except Conflict:
+            db.session.rollback()
+            db.session.expire_all()
+            if attempt == READY_ATTEMPTS - 1:
+                raise
 
 
 @shared_task(bind=True, name="advisor_studio.video.tasks.render_rendition", acks_late=True,
@@ -123,10 +142,8 @@ def render_rendition(self, rendition_id: int) -> str:
         cover_key = f"covers/{recipe.recipe_hash()[:2]}/{recipe.recipe_hash()}-{cover.sha256[:16]}.jpg"
         if not store.exists(cover_key):
             store.put_file(cover_path, cover_key, "image/jpeg")
-        rendition = db.session.get(Rendition, rendition_id)
-        services.mark_ready(rendition, key=key, result=result, cover_key=cover_key, cover_sha256=cover.sha256,
-                            recipe=json.loads(recipe.canonical_json()))
-        db.session.commit()
+        _record_ready(rendition_id, key=key, result=result, cover_key=cover_key, cover_sha256=cover.sha256,
+                      recipe=json.loads(recipe.canonical_json()))
         return RENDER_READY
     except (ProbeError, SubtitleError, VideoError) as exc:
         db.session.rollback()

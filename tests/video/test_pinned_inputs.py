@@ -237,3 +237,30 @@ def test_mark_ready_does_not_adopt_a_render_of_earlier_inputs(app, users):
         _finish(queued, "c")
         assert queued.status == "ready"
         assert package.rendition_id is None  # even a package without any video does not take a stale one
+
+
+def test_render_whose_adoption_loses_a_race_is_recorded_on_retry_not_left_running(fast_app, users, setup,
+                                                                                   monkeypatch):
+    """The package's version check can refuse the adoption when someone saves the package at the
+    moment the render finishes; the task reads again and records the result instead of dying."""
+    from advisor_studio.concurrency import stale_conflict
+    from advisor_studio.video import tasks
+
+    real_mark_ready = video.mark_ready
+    calls = []
+
+    def lose_the_first_race(rendition, **result):
+        calls.append(rendition.id)
+        if len(calls) == 1:
+            raise stale_conflict("package")
+        return real_mark_ready(rendition, **result)
+
+    monkeypatch.setattr(tasks.services, "mark_ready", lose_the_first_race)
+    with fast_app.app_context():
+        advisor = db.session.get(User, users["advisor"].id)
+        package = db.session.get(Package, setup["package_id"])
+        rendition = video.request_render(package, _source(setup), advisor)
+        done = _run(rendition.id)
+        assert len(calls) == 2
+        assert done.status == "ready" and done.sha256
+        assert db.session.get(Package, setup["package_id"]).rendition_id == done.id
