@@ -28,39 +28,13 @@ from advisor_studio.compliance import diff as compliance_diff  # noqa: E402
 from advisor_studio.studio import textdiff as studio_diff  # noqa: E402
 from advisor_studio.video.srt import parse_srt, timeline_segments  # noqa: E402
 
+# The same generated texts as the diff tests, so the figures describe what the tests check.
+from tests.studio.test_textdiff import _chinese as chinese  # noqa: E402
+from tests.studio.test_textdiff import _edit as edit  # noqa: E402
+
 CHARS = 20_000
 SRT_CUES = 2_500  # 4 lines a cue: 10,000 lines
 TIMECODE_RE = re.compile(r"^\d\d:\d\d:\d\d,\d{3} --> \d\d:\d\d:\d\d,\d{3}$", re.M)
-
-
-def chinese(rng: random.Random, n: int) -> str:
-    """Frequency-weighted CJK text with punctuation and the odd line break, like a script."""
-    pool = [chr(c) for c in range(0x4E00, 0x4E00 + 2500)]
-    weights = [1 / (i + 1) for i in range(len(pool))]
-    out = []
-    for ch in rng.choices(pool, weights, k=n):
-        out.append(ch)
-        roll = rng.random()
-        if roll < 0.05:
-            out.append("，")
-        elif roll < 0.07:
-            out.append("。\n")
-    return "".join(out)[:n]
-
-
-def edit(rng: random.Random, text: str, edits: int) -> str:
-    """Replace, insert or delete ``edits`` single characters at random places."""
-    chars = list(text)
-    for _ in range(edits):
-        i = rng.randrange(len(chars))
-        roll = rng.random()
-        if roll < 0.33:
-            chars[i] = "改"
-        elif roll < 0.66:
-            chars.insert(i, "增")
-        elif len(chars) > 1:
-            del chars[i]
-    return "".join(chars)
 
 
 def big_srt(cues: int) -> str:
