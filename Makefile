@@ -15,9 +15,15 @@ $(VENV)/.installed: requirements.txt | $(BIN)/python
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
 	touch $@
 
+MO := advisor_studio/translations/zh_Hans_CN/LC_MESSAGES/messages.mo
+
 install: $(VENV)/.installed translations
 
-translations: $(VENV)/.installed
+# A file target: compiled only when the catalogue changed, so two `make test` runs side by side
+# (as .ci/run does) never rewrite the .mo file under each other.
+translations: $(MO)
+
+$(MO): $(MO:.mo=.po) $(VENV)/.installed
 	$(BIN)/pybabel compile -f -d advisor_studio/translations
 
 run: install
