@@ -207,19 +207,24 @@ def rendition_files(rendition, approval=None) -> list[StoredFile]:
 
 
 def live_approved_files() -> list[StoredFile]:
-    """Every stored file (rendition and cover) of every live package approval."""
-    from advisor_studio.compliance import services as compliance
-    from advisor_studio.studio.models import PKG_APPROVED, Package
+    """Every stored file (rendition and cover) of every live package approval, in three queries."""
+    from advisor_studio.compliance.approvals import live_clause
+    from advisor_studio.compliance.models import Approval
     from advisor_studio.video.models import Rendition
 
+    newest: dict[int, Approval] = {}
+    for approval in db.session.scalars(sa.select(Approval).where(live_clause())
+                                       .order_by(Approval.approved_at, Approval.id)):
+        newest[approval.package_id] = approval  # the newest live approval of each package wins
+    by_rendition = {a.manifest.get("rendition_id"): a for a in newest.values()
+                    if (a.manifest or {}).get("rendition_id")}
+    if not by_rendition:
+        return []
+    renditions = db.session.scalars(sa.select(Rendition).where(Rendition.id.in_(by_rendition))
+                                    .order_by(Rendition.package_id, Rendition.id))
     files: list[StoredFile] = []
-    packages = db.session.scalars(sa.select(Package).where(Package.status == PKG_APPROVED).order_by(Package.id))
-    for package in packages:
-        approval = compliance.live_approval(package)
-        rendition_id = (approval.manifest or {}).get("rendition_id") if approval is not None else None
-        rendition = db.session.get(Rendition, rendition_id) if rendition_id else None
-        if rendition is not None:
-            files.extend(rendition_files(rendition, approval))
+    for rendition in renditions:
+        files.extend(rendition_files(rendition, by_rendition[rendition.id]))
     return files
 
 
