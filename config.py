@@ -51,6 +51,7 @@ class Config:
     PAGE_SIZE = 25
     DEFAULT_LOGIN_RATE_LIMIT = "5 per minute"
     DEFAULT_REQUIRE_2FA = "0"
+    DEFAULT_WEBHOOK_ALLOW_PRIVATE = "1"
 
     def __init__(self) -> None:
         self.SECRET_KEY = _env("SECRET_KEY", getattr(self, "SECRET_KEY", None))
@@ -68,6 +69,12 @@ class Config:
         self.ATTRIBUTION_WINDOW_DAYS = _env_int("ATTRIBUTION_WINDOW_DAYS", 30)
         self.APPROVAL_VALID_DAYS = _env_int("APPROVAL_VALID_DAYS", 90)
         self.DOWNLOAD_URL_TTL_SECONDS = _env_int("DOWNLOAD_URL_TTL_SECONDS", 900)
+        # How long a partner has to take down every post of a withdrawn or expired asset.
+        self.TAKEDOWN_DEADLINE_HOURS = _env_int("TAKEDOWN_DEADLINE_HOURS", 24)
+        # Partner webhook URLs: with 0 (production) they must be https and resolve only to public
+        # addresses, checked at save and again at every send (server-side request forgery).
+        self.WEBHOOK_ALLOW_PRIVATE = _env("WEBHOOK_ALLOW_PRIVATE", self.DEFAULT_WEBHOOK_ALLOW_PRIVATE).lower() in (
+            "1", "true", "yes")
         # How often every stored file of every live approval is re-hashed (celery beat), in seconds.
         self.INTEGRITY_VERIFY_INTERVAL_SECONDS = _env_int("INTEGRITY_VERIFY_INTERVAL_SECONDS", 86400)
         # A byte range is served only if the file was fully verified this recently and is unchanged since
@@ -119,6 +126,7 @@ class ProductionConfig(Config):
 
     ENV_NAME = "production"
     DEFAULT_REQUIRE_2FA = "1"
+    DEFAULT_WEBHOOK_ALLOW_PRIVATE = "0"
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
 

@@ -145,6 +145,7 @@ def create_app(config=None) -> Flask:
     from advisor_studio.accounts.routes import bp as accounts_bp
     from advisor_studio.compliance.routes import bp as compliance_bp
     from advisor_studio.core.routes import bp as core_bp
+    from advisor_studio.distribution.routes import bp as distribution_bp
     from advisor_studio.integrity.routes import bp as integrity_bp
     from advisor_studio.studio.routes import bp as studio_bp
     from advisor_studio.video.routes import bp as video_bp
@@ -155,6 +156,7 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(compliance_bp)
     app.register_blueprint(video_bp)
     app.register_blueprint(integrity_bp)
+    app.register_blueprint(distribution_bp)
 
     _import_models()
     from advisor_studio import cli

@@ -65,6 +65,8 @@ class User(UserMixin, db.Model):
     totp_enabled_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
     # The last accepted TOTP time step: a code of this step or an earlier one is a replay.
     totp_last_step: so.Mapped[int | None] = so.mapped_column(sa.BigInteger)
+    # The MCN partner an mcn user works for (admin assigns it); NULL for everyone else.
+    partner_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("partners.id"), index=True)
 
     role_rows: so.Mapped[list[UserRole]] = so.relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"

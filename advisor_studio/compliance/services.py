@@ -595,6 +595,10 @@ def decide(review: Review, actor, decision: str, reason: str = "", *, expected_m
         audit.record("approval.granted", "approval", approval.id, actor=actor,
                      details={"manifest_sha256": current, "expires_at": approval.expires_at.isoformat()
                               if approval.expires_at else None, "stage": review.stage, **signature})
+        if review.stage == STAGE_PACKAGE:
+            from advisor_studio.distribution import services as distribution
+
+            distribution.assign_approval(approval, review.package, actor)
     return review
 
 
@@ -695,4 +699,10 @@ def package_fields(package) -> dict[str, str]:
 
 def package_platforms(package) -> list[str]:
     """The platforms a package targets: those of its channels, else those of its script revision."""
-    return sorted({c.platform for c in package.channels}) or list(package.script_revision.platforms or [])
+    from advisor_studio.compliance.scanner import PLATFORMS
+
+    # A channel on an unlisted ("other") platform is scanned with every rule (platform None, strictest).
+    platforms = {c.platform if c.platform in PLATFORMS else None for c in package.channels}
+    if None in platforms:
+        return [None]
+    return sorted(platforms) or list(package.script_revision.platforms or [])

@@ -107,6 +107,10 @@ class DownloadLog(db.Model):
     at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow, index=True)
     user_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id"), index=True)
     partner_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("partners.id"), index=True)
+    # For a partner's follow: the API key the link was issued to (NULL when issued in the portal).
+    api_key_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("partner_api_keys.id"))
+    # For a partner's follow: the asset (assignment) the link was issued for.
+    assignment_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("assignments.id"), index=True)
     rendition_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("renditions.id"), index=True)
     file_kind: so.Mapped[str | None] = so.mapped_column(sa.String(16))
     via: so.Mapped[str] = so.mapped_column(sa.String(16))  # "signed" link or "app" page

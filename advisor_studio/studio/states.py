@@ -116,5 +116,15 @@ def transition_script(script: Script, to: str, actor, reason: str = "", details:
 
 
 def transition_package(package: Package, to: str, actor, reason: str = "", details: dict | None = None) -> str:
-    """Move a package to ``to`` if the table allows it; write the audit entry."""
-    return _transition(package, "package", PACKAGE_TRANSITIONS, to, actor, reason, details)
+    """Move a package to ``to`` if the table allows it; write the audit entry.
+
+    A package leaving ``approved`` takes its partner assignments with it (withdrawn or expired, with a
+    take-down deadline) in the same transaction; see distribution.services.end_assignments.
+    """
+    old = package.status
+    action = _transition(package, "package", PACKAGE_TRANSITIONS, to, actor, reason, details)
+    if old == PKG_APPROVED:
+        from advisor_studio.distribution import services as distribution
+
+        distribution.end_assignments(package, to, actor, reason)
+    return action

@@ -63,6 +63,8 @@ def test_cli_prints_the_key_alone_on_the_last_line(app):
 
 def test_scanner_and_distribution_agree_on_platforms():
     from advisor_studio.compliance.scanner import PLATFORMS as SCANNER_PLATFORMS
-    from advisor_studio.distribution.models import PLATFORM_LABELS, PLATFORMS
+    from advisor_studio.distribution.models import CHANNEL_PLATFORMS, PLATFORM_LABELS, PLATFORM_OTHER, PLATFORMS
 
-    assert set(PLATFORMS) == set(SCANNER_PLATFORMS) == set(PLATFORM_LABELS)
+    assert set(PLATFORMS) == set(SCANNER_PLATFORMS)
+    # Channels may also be on an unlisted platform; every channel platform has a label.
+    assert set(CHANNEL_PLATFORMS) == set(PLATFORMS) | {PLATFORM_OTHER} == set(PLATFORM_LABELS)

@@ -1,0 +1,112 @@
+"""Read-side queries of distribution, shared by the partner API, the portal and compliance pages."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+from flask_babel import gettext as _
+
+from advisor_studio.distribution.models import (
+    ASSET_STATUSES,
+    Assignment,
+    Channel,
+    Publication,
+)
+from advisor_studio.errors import ValidationError
+from advisor_studio.extensions import db
+
+PAGE_DEFAULT = 20
+PAGE_MAX = 100
+_CURSOR_PREFIX = "a1:"
+
+
+def encode_cursor(last_id: int) -> str:
+    """An opaque cursor meaning "assets older than ``last_id``" (ids only grow, so it is stable under inserts)."""
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    """The id a cursor stands for; a ValidationError for anything this app did not hand out."""
+    if cursor is None or cursor == "":
+        return None
+    try:
+        if len(cursor) > 40:
+            raise ValueError
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        if not text.startswith(_CURSOR_PREFIX) or not text[len(_CURSOR_PREFIX):].isdigit():
+            raise ValueError
+        value = int(text[len(_CURSOR_PREFIX):])
+        if not 0 < value < 2**31:
+            raise ValueError
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise ValidationError(_("The cursor is not one this server handed out."),
+                              fields={"cursor": _("invalid cursor")}) from None
+    return value
+
+
+def _asset_loads():
+    from advisor_studio.studio.models import Package
+
+    return (so.joinedload(Assignment.channel), so.joinedload(Assignment.approval),
+            so.joinedload(Assignment.package).joinedload(Package.rendition),
+            so.joinedload(Assignment.package).joinedload(Package.author),
+            so.selectinload(Assignment.publications).joinedload(Publication.takedown))
+
+
+def partner_assets(partner_id: int, *, status: str | None = None, channel_id: int | None = None,
+                   before_id: int | None = None, limit: int = PAGE_DEFAULT) -> tuple[list[Assignment], int | None]:
+    """One page of a partner's assets, newest first, and the id to continue before (None on the last page).
+
+    Keyset pagination on ``id`` (never OFFSET): a deep page costs what the first one does.
+    """
+    if status is not None and status not in ASSET_STATUSES:
+        raise ValidationError(_("Unknown status."), fields={"status": _("one of %(s)s", s=", ".join(ASSET_STATUSES))})
+    limit = max(1, min(int(limit), PAGE_MAX))
+    stmt = sa.select(Assignment).where(Assignment.partner_id == partner_id)
+    if status is not None:
+        stmt = stmt.where(Assignment.status == status)
+    if channel_id is not None:
+        stmt = stmt.where(Assignment.channel_id == channel_id)
+    if before_id is not None:
+        stmt = stmt.where(Assignment.id < before_id)
+    rows = db.session.scalars(stmt.options(*_asset_loads()).order_by(Assignment.id.desc()).limit(limit + 1)
+                              ).unique().all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].id if more and rows else None)
+
+
+def partner_asset(partner_id: int, asset_id: int) -> Assignment | None:
+    """One asset of this partner, or None (another partner's asset does not exist for it)."""
+    return db.session.scalar(sa.select(Assignment).where(Assignment.id == asset_id, Assignment.partner_id == partner_id)
+                             .options(*_asset_loads()))
+
+
+def package_assignments(package_id: int) -> list[Assignment]:
+    """Every assignment of a package (all approvals), newest first, with channel, partner and posts."""
+    return db.session.scalars(
+        sa.select(Assignment).where(Assignment.package_id == package_id)
+        .options(so.joinedload(Assignment.channel).joinedload(Channel.partner),
+                 so.selectinload(Assignment.publications).joinedload(Publication.takedown))
+        .order_by(Assignment.id.desc())).unique().all()
+
+
+def overdue_takedowns(now: datetime | None = None, *, limit: int = 50) -> list[Assignment]:
+    """Ended assignments past their take-down deadline with a post not yet confirmed removed."""
+    from advisor_studio.distribution.services import takedown_overdue_clause
+
+    return db.session.scalars(
+        sa.select(Assignment).where(takedown_overdue_clause(now))
+        .options(so.joinedload(Assignment.channel).joinedload(Channel.partner), so.joinedload(Assignment.package),
+                 so.selectinload(Assignment.publications).joinedload(Publication.takedown))
+        .order_by(Assignment.takedown_due_at, Assignment.id).limit(limit)).unique().all()
+
+
+def count_overdue_takedowns(now: datetime | None = None) -> int:
+    from advisor_studio.distribution.services import takedown_overdue_clause
+
+    return db.session.scalar(sa.select(sa.func.count(Assignment.id)).where(takedown_overdue_clause(now))) or 0
