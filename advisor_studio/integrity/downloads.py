@@ -43,16 +43,28 @@ class Audience:
     user_id: int | None = None
     role: str | None = None
     partner_id: int | None = None
+    # For a partner: the API key the link was issued through (None in the portal) and the asset
+    # (assignment) it was issued for; both are logged with every follow.
+    api_key_id: int | None = None
+    assignment_id: int | None = None
 
     def claims(self) -> dict:
         if self.partner_id is not None:
-            return {"pt": self.partner_id}
+            claims = {"pt": self.partner_id}
+            if self.api_key_id is not None:
+                claims["k"] = self.api_key_id
+            if self.assignment_id is not None:
+                claims["a"] = self.assignment_id
+            return claims
         return {"u": self.user_id, "ro": self.role}
 
     @classmethod
     def from_claims(cls, claims: dict) -> Audience | None:
         if isinstance(claims.get("pt"), int):
-            return cls(partner_id=claims["pt"])
+            key, asset = claims.get("k"), claims.get("a")
+            if (key is not None and not isinstance(key, int)) or (asset is not None and not isinstance(asset, int)):
+                return None
+            return cls(partner_id=claims["pt"], api_key_id=key, assignment_id=asset)
         if isinstance(claims.get("u"), int) and isinstance(claims.get("ro"), str):
             return cls(user_id=claims["u"], role=claims["ro"])
         return None
