@@ -52,16 +52,16 @@ class Audience:
         if self.partner_id is not None:
             claims = {"pt": self.partner_id}
             if self.api_key_id is not None:
-                claims["k"] = self.api_key_id
+                claims["ak"] = self.api_key_id
             if self.assignment_id is not None:
-                claims["a"] = self.assignment_id
+                claims["as"] = self.assignment_id
             return claims
         return {"u": self.user_id, "ro": self.role}
 
     @classmethod
     def from_claims(cls, claims: dict) -> Audience | None:
         if isinstance(claims.get("pt"), int):
-            key, asset = claims.get("k"), claims.get("a")
+            key, asset = claims.get("ak"), claims.get("as")
             if (key is not None and not isinstance(key, int)) or (asset is not None and not isinstance(asset, int)):
                 return None
             return cls(partner_id=claims["pt"], api_key_id=key, assignment_id=asset)
