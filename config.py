@@ -67,6 +67,10 @@ class Config:
         self.PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
         self.CONVERSION_WEBHOOK_SECRET = _env("CONVERSION_WEBHOOK_SECRET")
         self.ATTRIBUTION_WINDOW_DAYS = _env_int("ATTRIBUTION_WINDOW_DAYS", 30)
+        # Hosts a referral link may send people to (the account-opening pages); anything else is refused.
+        self.REFERRAL_ALLOWED_HOSTS = tuple(
+            h.strip().lower().rstrip(".") for h in _env("REFERRAL_ALLOWED_HOSTS", "kaihu.example.com").split(",")
+            if h.strip())
         self.APPROVAL_VALID_DAYS = _env_int("APPROVAL_VALID_DAYS", 90)
         self.DOWNLOAD_URL_TTL_SECONDS = _env_int("DOWNLOAD_URL_TTL_SECONDS", 900)
         # How long a partner has to take down every post of a withdrawn or expired asset.

@@ -192,6 +192,7 @@ def _import_models() -> None:
     from advisor_studio.distribution import models as distribution_models  # noqa: F401
     from advisor_studio.integrity import models as integrity_models  # noqa: F401
     from advisor_studio.integrity import tasks as integrity_tasks  # noqa: F401
+    from advisor_studio.referrals import models as referrals_models  # noqa: F401
     from advisor_studio.studio import models as studio_models  # noqa: F401
     from advisor_studio.video import models as video_models  # noqa: F401
     from advisor_studio.video import tasks as video_tasks  # noqa: F401
