@@ -164,3 +164,72 @@ def destination_with(link: ReferralLink, click_id: str) -> str:
     query += [(k, v) for k, v in (link.utm or {}).items() if k not in present]
     query.append(("click_id", click_id))
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
+
+
+# --- replacing and bulk creation (links lane) ---------------------------------------------------
+
+REPLACEABLE = ("destination", "package", "channel", "group", "campaign", "utm", "expires_at")
+
+
+def replace_link(link: ReferralLink, actor, **changes) -> ReferralLink:
+    """A new link with ``changes`` to the destination or dimensions; the old one is disabled and points
+    to it (``replaced_by_id``), keeping its clicks. Returns ``link`` itself when nothing changes."""
+    from advisor_studio.concurrency import compare_and_set, stale_conflict
+
+    unknown = sorted(set(changes) - set(REPLACEABLE))
+    if unknown:
+        raise ValueError(f"replace_link cannot change {unknown}")
+    if link.replaced_by_id is not None:
+        raise Conflict(_("This link was already replaced; edit its newest version."), code="link_replaced")
+    now = utcnow()
+    current = {"destination": link.destination, "package": link.package, "channel": link.channel,
+               "group": link.group, "campaign": link.campaign, "utm": dict(link.utm or {}),
+               # An expiry that has passed is not carried over: the new link is meant to be used.
+               "expires_at": link.expires_at if link.expires_at and link.expires_at > now else None}
+    wanted = {**current, **changes}
+    same = (wanted["destination"] == link.destination and getattr(wanted["package"], "id", None) == link.package_id
+            and getattr(wanted["channel"], "id", None) == link.channel_id
+            and getattr(wanted["group"], "id", None) == link.group_id
+            and ((wanted["campaign"] or "").strip() or None) == link.campaign
+            and _validate_utm(wanted["utm"]) == (link.utm or {}) and wanted["expires_at"] == link.expires_at)
+    if same:
+        return link
+    customer = None
+    if link.customer_id is not None:
+        from advisor_studio.referrals.models import Customer
+
+        customer = db.session.get(Customer, link.customer_id)
+    new = create_link(owner=link.owner, actor=actor, customer=customer, **wanted)
+    if not compare_and_set(link, [ReferralLink.replaced_by_id.is_(None)], replaced_by_id=new.id, enabled=False,
+                           disabled_at=link.disabled_at or now):
+        raise stale_conflict(_("referral link"))
+    audit.record("link.replaced", "referral_link", link.id, actor=actor,
+                 details={"code": link.code, "replaced_by": new.code, "replaced_by_id": new.id,
+                          "changed": sorted(k for k in changes if k in REPLACEABLE)})
+    return new
+
+
+def bulk_links_for_groups(*, owner, actor, destination, package=None, campaign=None, utm=None,
+                          expires_at=None) -> list[ReferralLink]:
+    """One new link per active group of ``owner`` (optionally for one of their packages), all or none."""
+    groups = list(db.session.scalars(
+        sa.select(CommunityGroup).where(CommunityGroup.owner_id == owner.id, CommunityGroup.active.is_(True),
+                                        CommunityGroup.archived_at.is_(None)).order_by(CommunityGroup.id)))
+    if not groups:
+        raise ValidationError(_("You have no active community groups yet. Add a group first."),
+                              fields={"target": _("no active groups")})
+    return [create_link(owner=owner, actor=actor, destination=destination, package=package, group=group,
+                        campaign=campaign, utm=utm, expires_at=expires_at) for group in groups]
+
+
+def bulk_links_for_channels(*, owner, actor, package, destination, campaign=None, utm=None,
+                            expires_at=None) -> list[ReferralLink]:
+    """One new link per target channel of ``owner``'s approved ``package``, all or none."""
+    from advisor_studio.studio.models import PKG_APPROVED
+
+    if package is None or package.status != PKG_APPROVED:
+        raise ValidationError(_("Choose one of your approved packages."), fields={"package": _("not approved")})
+    if not package.channels:
+        raise ValidationError(_("The package targets no channels."), fields={"package": _("no channels")})
+    return [create_link(owner=owner, actor=actor, destination=destination, package=package, channel=channel,
+                        campaign=campaign, utm=utm, expires_at=expires_at) for channel in package.channels]
