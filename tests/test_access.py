@@ -68,6 +68,21 @@ PAGES = [
     ("/compliance/reviews/{missing}", {"advisor", "compliance"}, 404),
     ("/compliance/reviews/{missing}/rendition.mp4", {"advisor", "compliance"}, 404),
     ("/compliance/integrity", {"compliance"}),
+    # Referrals: advisors their own groups and links (others' answer 404, tests/referrals), admins all,
+    # compliance reads links; a missing item answers 404 once the role rule passed.
+    ("/referrals/groups", {"advisor"}),
+    ("/referrals/admin/groups", {"admin"}),
+    ("/referrals/groups/new", {"advisor", "admin"}),
+    ("/referrals/groups/import", {"advisor", "admin"}),
+    ("/referrals/groups/{missing}", {"advisor", "admin"}, 404),
+    ("/referrals/links", {"advisor"}),
+    ("/referrals/admin/links", {"admin", "compliance"}),
+    ("/referrals/links/export.csv", {"advisor", "admin", "compliance"}),
+    ("/referrals/links/new", {"advisor"}),
+    ("/referrals/links/bulk", {"advisor"}),
+    ("/referrals/links/{missing}", {"advisor", "admin", "compliance"}, 404),
+    ("/referrals/links/{missing}/edit", {"advisor", "admin"}, 404),
+    ("/referrals/links/{missing}/card", {"advisor", "admin"}, 404),
 ]
 
 

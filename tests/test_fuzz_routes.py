@@ -29,6 +29,8 @@ from advisor_studio.accounts.models import User
 from advisor_studio.compliance import services as compliance
 from advisor_studio.compliance.models import LexiconRule, Review
 from advisor_studio.extensions import db
+from advisor_studio.referrals import groups as referral_groups
+from advisor_studio.referrals import services as referrals
 from advisor_studio.studio.models import Package, Script
 from advisor_studio.video.models import Rendition
 from tests.compliance.test_review_pages import manifest_from, submit_package, submit_script
@@ -46,7 +48,7 @@ GOOD_SRT = "1\n00:00:01,000 --> 00:00:02,000\n分散投资\n\n2\n00:00:03,000 --
 QUERY_KEYS = ("page", "per_page", "q", "from", "to", "status", "advisor", "platform", "sort", "stage", "age",
               "priority", "overdue", "mine", "kind", "state", "version", "category", "severity", "flagged",
               "expiring", "actor", "action", "object_type", "object_id", "role", "a", "b", "precheck", "next",
-              "lang", "cursor", "limit")
+              "lang", "cursor", "limit", "owner", "group", "package", "enabled", "archived")
 FILE_FIELDS = {"subtitles", "avatar", "file", "video"}
 
 # --- strategies ----------------------------------------------------------------------------------
@@ -147,6 +149,12 @@ def make_world(app, users) -> SimpleNamespace:
         comment = compliance.add_comment(review, db.session.get(User, users["compliance"].id), "请补充风险提示",
                                          anchor_field="body", anchor_start=0, anchor_end=2)
         channel_id = make_channel().id
+        advisor = db.session.get(User, users["advisor"].id)
+        group = referral_groups.create_group(owner=advisor, actor=advisor, platform="wecom", name="价值投资群",
+                                             member_count=50)
+        referral_links = [referrals.create_link(owner=advisor, actor=advisor, group=group,
+                                                destination="https://kaihu.example.com/open"),
+                          referrals.create_link(owner=advisor, actor=advisor, destination="https://kaihu.example.com/")]
         db.session.commit()
         ids = {
             "script_id": list(db.session.scalars(sa.select(Script.id))),
@@ -155,6 +163,8 @@ def make_world(app, users) -> SimpleNamespace:
             "rendition_id": list(db.session.scalars(sa.select(Rendition.id))),
             "rule_id": list(db.session.scalars(sa.select(LexiconRule.id).limit(5))),
             "user_id": [v.id for v in victims],
+            "group_id": [group.id],
+            "link_id": [link.id for link in referral_links],
         }
         advisor = db.session.get(User, users["advisor"].id)
         body = legal_script_body(advisor)
@@ -176,6 +186,9 @@ def base_forms(body: str, comment_id: int, manifest: str, channel_id: int, login
     rule = {"phrase": "稳赚不赔", "kind": "forbidden", "severity": "block", "category": "return_promise",
             "note": "广告法", "platforms": "douyin", "group": ""}
     confirm = {"reason": "不再使用", "confirm": "y"}
+    group = {"platform": "wecom", "name": "价值投资群", "external_id": "", "member_count": "100", "tags": "老客户"}
+    link = {"host": "kaihu.example.com", "path": "/open", "campaign": "双十一", "utm_source": "wecom",
+            "expires_on": "2030-01-01"}
     return {
         "accounts.login": {"email": login_user.email, "password": login_user.password, "remember": "y"},
         "accounts.password": {"current_password": PASSWORD, "new_password": "another-long-password"},
@@ -205,6 +218,15 @@ def base_forms(body: str, comment_id: int, manifest: str, channel_id: int, login
                            "channels": str(channel_id), "cover_time_s": "1.5", "title_card": "y",
                            "subtitles": GOOD_SRT.encode()},
         "video.upload": {"video": b"\x00\x00\x00\x18ftypmp42"},
+        "referrals.group_new": group,
+        "referrals.group_edit": group,
+        "referrals.group_archive": {"confirm": "y"},
+        "referrals.group_import": {
+            "file": "platform,name,external_id,member_count,tags\nwecom,新群,,5,老客户\n".encode()},
+        "referrals.link_new": link,
+        "referrals.link_replace": link,
+        "referrals.link_bulk": {**link, "target": "groups"},
+        "referrals.link_toggle": {"enabled": "0", "confirm": "y"},
         "video.disclaimer": {"text": "投资有风险，入市需谨慎"},
     }
 
@@ -272,7 +294,8 @@ def test_no_get_route_answers_5xx_for_any_path_query_or_range(app, users):
 
 # Run last: each of these ends what the others work on (archived, withdrawn, decided, signed out).
 FINAL_ENDPOINTS = ("accounts.logout", "accounts.user_deactivate", "compliance.decide", "compliance.withdraw",
-                   "compliance.rule_remove", "studio.script_archive", "studio.package_archive")
+                   "compliance.rule_remove", "studio.script_archive", "studio.package_archive",
+                   "referrals.group_archive", "referrals.link_toggle")
 
 
 def test_no_form_answers_5xx_for_any_field_value(app, users):

@@ -78,10 +78,12 @@ class LinkForm(FlaskForm):
 
 
 class BulkLinkForm(LinkForm):
-    target = SelectField(_l("Create"), choices=[SelectChoice(k, v) for k, v in BULK_TARGETS.items()], validators=[DataRequired()])
+    target = SelectField(_l("Create"), choices=[SelectChoice(k, v) for k, v in BULK_TARGETS.items()],
+                         validators=[DataRequired()])
 
 
 class ToggleForm(FlaskForm):
     enabled = HiddenField(validators=[DataRequired(), AnyOf(("1", "0"))])
-    confirm = BooleanField(_l("I confirm: a disabled link answers “no longer available” to everyone who opens it."),
-                           validators=[Optional()])
+    confirm = BooleanField(
+        _l("I confirm: a disabled link answers “no longer available” to everyone who opens it."),
+        validators=[Optional()])

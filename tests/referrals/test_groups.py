@@ -68,7 +68,8 @@ def test_duplicate_platform_and_external_id_is_a_clear_error(app, users):
     with app.app_context():
         owner = db.session.get(User, users["advisor2"].id)
         with pytest.raises(Conflict) as caught:
-            group_services.create_group(owner=owner, actor=owner, platform="wechat", name="另一个群", external_id="g-42")
+            group_services.create_group(owner=owner, actor=owner, platform="wechat", name="另一个群",
+                                        external_id="g-42")
         assert caught.value.fields == {"external_id": caught.value.fields["external_id"]}
         db.session.rollback()
         # The same external id on another platform is another group.
@@ -160,7 +161,7 @@ def test_utf16_binary_oversized_and_headerless_files_are_refused_clearly(app, us
     too_many = "platform,name,external_id,member_count,tags\n" + "".join(
         f"wecom,群{i},id-{i},1,\n" for i in range(group_services.CSV_MAX_ROWS + 1))
     for data in [GOOD_CSV.encode("utf-16"), b"\x00\x01\x02" * 10, b"\xff\xfe\xfd" * 10, too_many.encode(),
-                 "name,platform\n群,wecom\n".encode(), b"", "platform,name,external_id,member_count,tags\n".encode(),
+                 "name,platform\n群,wecom\n".encode(), b"", b"platform,name,external_id,member_count,tags\n",
                  b"a" * (group_services.CSV_MAX_BYTES + 10)]:
         resp = import_as(client, data)
         assert resp.status_code == 400, data[:40]
