@@ -14,7 +14,7 @@ from wtforms import SelectChoice
 
 from advisor_studio.access import require, roles_required
 from advisor_studio.accounts.models import User
-from advisor_studio.errors import DomainError
+from advisor_studio.errors import DomainError, ValidationError
 from advisor_studio.extensions import db
 from advisor_studio.referrals import groups as group_services
 from advisor_studio.referrals import queries, services
@@ -371,6 +371,10 @@ def _link_changes(form, choices: dict) -> dict:
     package = choices["packages"].get(form.package_id.data)
     channel = choices["channels"].get(form.channel_id.data)
     group = db.session.get(CommunityGroup, form.group_id.data) if form.group_id.data else None
+    if channel is not None and package is None:
+        # A channel names where a package is posted; alone it would attribute clicks to no content.
+        raise ValidationError(_("Choose the package that is posted on this channel."),
+                              fields={"channel_id": _("needs a package")})
     return {"destination": _destination(form), "package": package, "channel": channel, "group": group,
             "campaign": form.campaign.data, "utm": _utm(form), "expires_at": _expiry(form)}
 

@@ -122,6 +122,8 @@ def test_package_link_needs_an_approved_package_of_ones_own(app, users):
     # Nor is another advisor's approved package.
     other = signed_in(app, users["advisor2"])
     assert post_form(other, "/referrals/links/new", {**base, "package_id": str(approved_id)}).status_code == 400
+    # A channel without its package would attribute clicks to no content.
+    assert post_form(client, "/referrals/links/new", {**base, "channel_id": str(channel_id)}).status_code == 400
     resp = post_form(client, "/referrals/links/new", {**base, "package_id": str(approved_id),
                                                       "channel_id": str(channel_id)})
     assert resp.status_code == 302
