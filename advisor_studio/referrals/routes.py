@@ -14,6 +14,7 @@ from wtforms import SelectChoice
 
 from advisor_studio.access import require, roles_required
 from advisor_studio.accounts.models import User
+from advisor_studio.dbtypes import utcnow
 from advisor_studio.errors import DomainError, ValidationError
 from advisor_studio.extensions import db
 from advisor_studio.referrals import groups as group_services
@@ -282,7 +283,7 @@ def _render_links(template: str, *, admin_view: bool):
     return render_template(template, page=page, counts=counts, filters=raw, admin_view=admin_view,
                            kinds=LINK_KINDS, groups=groups, advisors=queries.advisors() if admin_view else [],
                            events=EVENTS, toggle_form=ToggleForm(formdata=None),
-                           public_url=services.public_url)
+                           public_url=services.public_url, now=utcnow())
 
 
 @bp.route("/links")
@@ -443,7 +444,8 @@ def link(link_id: int):
     return render_template("referrals/link.html", link=link, counts=queries.link_counts([link.id])[link.id],
                            chart=queries.bar_chart(series), history=queries.link_history(link),
                            public_url=services.public_url, events=EVENTS,
-                           can_manage=can_manage_link(current_user, link), toggle_form=ToggleForm(formdata=None))
+                           can_manage=can_manage_link(current_user, link), toggle_form=ToggleForm(formdata=None),
+                           now=utcnow())
 
 
 @bp.route("/links/<int:link_id>/edit", methods=["GET", "POST"])
