@@ -74,6 +74,7 @@ PAGES = [
     ("/referrals/admin/groups", {"admin"}),
     ("/referrals/groups/new", {"advisor", "admin"}),
     ("/referrals/groups/import", {"advisor", "admin"}),
+    ("/referrals/groups/export.csv", {"advisor", "admin"}),
     ("/referrals/groups/{missing}", {"advisor", "admin"}, 404),
     ("/referrals/links", {"advisor"}),
     ("/referrals/admin/links", {"admin", "compliance"}),
