@@ -269,7 +269,17 @@ def import_groups_csv(data: bytes, *, owner, actor) -> list[CommunityGroup]:
                 problems[f"row {number}"] = _("a group with this platform and external id already exists")
     if problems:
         raise _csv_error(dict(sorted(problems.items(), key=lambda kv: int(kv[0].split()[1]))[:200]))
-    groups = [create_group(owner=owner, actor=actor, **values) for _number, values in parsed]
-    audit.record("group.imported", "user", owner.id, actor=actor, details={"rows": len(groups)})
+    # Rows are already checked (duplicates in one query above): insert them in two flushes and audit the
+    # import as one entry naming every group, instead of three statements and an audit entry per row.
+    now = utcnow()
+    groups = [CommunityGroup(owner_id=owner.id, active=True, created_at=now, updated_at=now, **values)
+              for _number, values in parsed]
+    db.session.add_all(groups)
+    db.session.flush()
+    for group in groups:
+        _record_count(group, actor)
+    db.session.flush()
+    audit.record("group.imported", "user", owner.id, actor=actor,
+                 details={"rows": len(groups), "groups": [[g.id, g.platform, g.external_id, g.name] for g in groups]})
     return groups
 
