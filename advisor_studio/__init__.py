@@ -147,6 +147,7 @@ def create_app(config=None) -> Flask:
     from advisor_studio.core.routes import bp as core_bp
     from advisor_studio.distribution.routes import bp as distribution_bp
     from advisor_studio.integrity.routes import bp as integrity_bp
+    from advisor_studio.referrals.redirect import bp as redirect_bp
     from advisor_studio.studio.routes import bp as studio_bp
     from advisor_studio.video.routes import bp as video_bp
 
@@ -157,6 +158,7 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(video_bp)
     app.register_blueprint(integrity_bp)
     app.register_blueprint(distribution_bp)
+    app.register_blueprint(redirect_bp)
 
     _import_models()
     from advisor_studio import cli
@@ -168,6 +170,9 @@ def create_app(config=None) -> Flask:
     from advisor_studio.integrity.cli import integrity_cli
 
     app.cli.add_command(integrity_cli)
+    from advisor_studio.referrals.cli import links_cli
+
+    app.cli.add_command(links_cli)
 
     @app.context_processor
     def inject_globals():
@@ -193,6 +198,7 @@ def _import_models() -> None:
     from advisor_studio.integrity import models as integrity_models  # noqa: F401
     from advisor_studio.integrity import tasks as integrity_tasks  # noqa: F401
     from advisor_studio.referrals import models as referrals_models  # noqa: F401
+    from advisor_studio.referrals import tasks as referrals_tasks  # noqa: F401
     from advisor_studio.studio import models as studio_models  # noqa: F401
     from advisor_studio.video import models as video_models  # noqa: F401
     from advisor_studio.video import tasks as video_tasks  # noqa: F401
