@@ -76,6 +76,7 @@ class Config:
         # Redis; "file" or "redis" forces one) and drained into the database every second.
         self.CLICK_SPOOL = _env("CLICK_SPOOL", "auto")
         self.CLICK_SPOOL_REDIS_KEY = _env("CLICK_SPOOL_REDIS_KEY")
+        self.CLICK_SPOOL_ROTATE_SECONDS = float(_env("CLICK_SPOOL_ROTATE_SECONDS", "1.0"))
         self.CLICK_DRAIN_INTERVAL_SECONDS = float(_env("CLICK_DRAIN_INTERVAL_SECONDS", "1.0"))
         # A link lookup is cached per process this long: a disabled or withdrawn link answers 410
         # within one second everywhere.

@@ -294,7 +294,7 @@ def get_spool(app: Flask | None = None):
             spool = RedisSpool(broker, _redis_key(app))
         else:
             spool = FileSpool(Path(app.instance_path) / "click-spool",
-                              float(app.config.get("CLICK_SPOOL_ROTATE_SECONDS") or 1.0))
+                              float(app.config.get("CLICK_SPOOL_ROTATE_SECONDS", 1.0)))
         spool = app.extensions.setdefault("click_spool", spool)
     return spool
 
