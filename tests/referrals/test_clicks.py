@@ -208,3 +208,19 @@ def test_server_killed_mid_run_and_restarted_loses_no_click_and_counts_none_twic
     assert set(given) <= set(stored)  # every 302 has its click, across the kill
     assert len(stored) - len(given) <= failed  # only requests that got no answer may add one more
     print(f"302s {len(given)}, failed requests {failed}, stored clicks {len(stored)}")
+
+
+@pytest.mark.skipif(not (os.environ.get("CELERY_BROKER_URL") or "").startswith("redis"),
+                    reason="the Redis spool is used when the broker is Redis")
+def test_redis_spool_drain_that_died_after_its_commit_does_not_count_twice(app, users):
+    spool = clicks.get_spool(app)
+    assert isinstance(spool, clicks.RedisSpool)
+    code = make_link(app, users["advisor"].id)
+    client = app.test_client()
+    given = [click_id_of(client.get(f"/r/{code}").headers["Location"]) for _ in range(20)]
+    lines = spool.client.lrange(spool.key, 0, -1)
+    assert len(lines) == 20
+    assert sorted(drain_and_list(app)) == sorted(given)
+    spool.client.rpush(f"{spool.key}:draining:dead-drain", *lines)  # left behind by a drain that died
+    assert sorted(drain_and_list(app)) == sorted(given)
+    assert spool.client.exists(f"{spool.key}:draining:dead-drain") == 0
