@@ -300,8 +300,13 @@ def get_spool(app: Flask | None = None):
 
 
 def record(row: dict) -> None:
-    """Make one click durable (the spool); the drain stores it in ``clicks``."""
-    get_spool().append(json.dumps(row, separators=(",", ":")).encode() + b"\n")
+    """Make one click durable (the spool, or the database if the spool fails) before the 302."""
+    line = json.dumps(row, separators=(",", ":")).encode() + b"\n"
+    try:
+        get_spool().append(line)
+    except Exception:  # a full disk, Redis unreachable: store this one click directly instead
+        log.exception("click spool unavailable; click %s stored directly", row["click_id"])
+        _insert_lines([line])  # if the database fails too, no 302 is sent (the error page instead)
 
 
 # --- the drain -----------------------------------------------------------------------------------

@@ -224,3 +224,12 @@ def test_redis_spool_drain_that_died_after_its_commit_does_not_count_twice(app, 
     spool.client.rpush(f"{spool.key}:draining:dead-drain", *lines)  # left behind by a drain that died
     assert sorted(drain_and_list(app)) == sorted(given)
     assert spool.client.exists(f"{spool.key}:draining:dead-drain") == 0
+
+
+def test_click_is_stored_directly_when_the_spool_cannot_be_written(app_factory, users):
+    app = app_factory(CLICK_SPOOL="file")
+    (Path(app.instance_path) / "click-spool").write_text("not a folder")  # the spool cannot be created
+    code = make_link(app, users["advisor"].id)
+    resp = app.test_client().get(f"/r/{code}", headers={"User-Agent": BROWSER})
+    assert resp.status_code == 302
+    assert stored_ids(app) == [click_id_of(resp.headers["Location"])]  # no drain needed
