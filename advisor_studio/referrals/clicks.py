@@ -146,7 +146,8 @@ def visitor_hash(secret: str, day: date, ip_prefix: str | None, ua: str) -> str:
 def click_row(*, link: dict, approval_id: int | None, click_id: str, at: datetime, address: str | None,
               ua: str, is_head: bool, is_duplicate: bool, secret: str) -> dict:
     """The row of one click: the link's attribution dimensions plus who clicked (JSON-ready)."""
-    is_bot, in_app, device = classify(ua or "")
+    ua = (ua or "")[:UA_MAX]  # also bounds what the classification cache holds
+    is_bot, in_app, device = classify(ua)
     day = at.date()
     prefix = truncate_ip(address)
     return {
@@ -156,7 +157,7 @@ def click_row(*, link: dict, approval_id: int | None, click_id: str, at: datetim
         "campaign": link["campaign"],
         # The contract keeps HEAD out of funnels through is_bot; is_head says why.
         "is_bot": is_bot or is_head, "is_head": is_head, "is_duplicate": is_duplicate, "in_app": in_app,
-        "device_class": device, "visitor_hash": visitor_hash(secret, day, prefix, ua or ""), "ip_prefix": prefix,
+        "device_class": device, "visitor_hash": visitor_hash(secret, day, prefix, ua), "ip_prefix": prefix,
     }
 
 

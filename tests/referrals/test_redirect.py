@@ -265,3 +265,23 @@ def test_in_app_browser_and_device_class_are_recognised(agent, in_app, device):
     is_bot, found_in_app, found_device = clicks.classify(agent)
     assert (found_in_app, found_device) == (in_app, device)
     assert is_bot == (device == "bot")
+
+
+def test_a_cached_link_is_redirected_without_any_database_query(app_factory, users):
+    app = app_factory(REFERRAL_LINK_CACHE_SECONDS=60)  # long enough that a slow machine still hits the cache
+    code = make_link(app, users["advisor"].id)
+    client = app.test_client()
+    assert client.get(f"/r/{code}", headers={"User-Agent": BROWSER}).status_code == 302
+    with count_queries(app) as statements:
+        resp = client.get(f"/r/{code}", headers={"User-Agent": BROWSER})
+    assert resp.status_code == 302
+    assert statements == []  # the click went to the spool, the link came from the cache
+
+
+def test_a_very_long_user_agent_is_classified_and_hashed_on_its_first_512_characters(app, users, client):
+    code = make_link(app, users["advisor"].id)
+    client.get(f"/r/{code}", headers={"User-Agent": BROWSER + "z" * 600 + "x" * 6000})
+    client.get(f"/r/{code}", headers={"User-Agent": BROWSER + "z" * 600 + "y" * 6000})  # differs past 512
+    rows = stored_clicks(app)
+    assert [r.in_app for r in rows] == ["wechat", "wechat"]
+    assert rows[0].visitor_hash == rows[1].visitor_hash
