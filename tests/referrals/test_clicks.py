@@ -233,3 +233,25 @@ def test_click_is_stored_directly_when_the_spool_cannot_be_written(app_factory, 
     resp = app.test_client().get(f"/r/{code}", headers={"User-Agent": BROWSER})
     assert resp.status_code == 302
     assert stored_ids(app) == [click_id_of(resp.headers["Location"])]  # no drain needed
+
+
+def test_beat_schedules_the_drain_every_second(app):
+    entry = app.extensions["celery"].conf.beat_schedule["drain-clicks"]
+    assert entry["task"] == "advisor_studio.referrals.drain_clicks" and entry["schedule"] == 1.0
+
+
+@pytest.mark.worker
+def test_the_drain_task_on_a_real_worker_stores_the_spooled_clicks(app, users, worker):
+    from advisor_studio.referrals.tasks import drain_clicks
+
+    code = make_link(app, users["advisor"].id)
+    client = app.test_client()
+    given = [click_id_of(client.get(f"/r/{code}").headers["Location"]) for _ in range(10)]
+    with app.app_context():
+        drain_clicks.delay()
+    deadline = time.monotonic() + 90  # waiting for the worker, not measuring it
+    while sorted(stored_ids(app)) != sorted(given):
+        if time.monotonic() > deadline:
+            print(worker.log_path.read_text())
+            pytest.fail("the worker did not drain the spooled clicks")
+        time.sleep(0.2)
