@@ -174,6 +174,10 @@ class FileSpool:
         self._fd: int | None = None
         self._pid: int | None = None
         self._opened = 0.0
+        # Bytes of each file this process has already inserted (and committed): a long-lived drain
+        # (the worker) then reads only what a live writer appended since. Only an optimisation:
+        # another process starts at 0 and its re-inserts are ignored by ON CONFLICT.
+        self._inserted: dict[str, int] = {}
 
     def _open(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -227,19 +231,26 @@ class FileSpool:
                     finished = True
                 except BlockingIOError:
                     finished = False  # a live writer (or another drain) holds it: insert, keep it
+                offset = self._inserted.get(path.name, 0)
                 with os.fdopen(os.dup(fd), "rb") as fh:
+                    fh.seek(offset)
                     data = fh.read()
                 end = data.rfind(b"\n") + 1
                 if finished and end < len(data):
                     # A process killed inside a write: that click never got its 302, so it is not one.
                     log.warning("click spool %s: %d bytes of an unfinished line dropped", path.name,
                                 len(data) - end)
-                lines = data[:end].splitlines()
-                seen += insert(lines)
+                seen += insert(data[:end].splitlines())
                 if finished:
                     os.unlink(path)  # only after the insert committed; still under the lock
+                    self._inserted.pop(path.name, None)
+                else:
+                    self._inserted[path.name] = offset + end
             finally:
                 os.close(fd)
+        known = {p.name for p in self.dir.glob("*.jsonl")}
+        for name in set(self._inserted) - known:  # deleted by another drain
+            self._inserted.pop(name, None)
         return seen
 
 
