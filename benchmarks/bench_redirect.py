@@ -82,7 +82,6 @@ def bench_app():
         from advisor_studio.extensions import db
         from advisor_studio.referrals import clicks, redirect
         from advisor_studio.referrals.models import Click
-        from advisor_studio.referrals.services import destination_with
 
         link = redirect._cached_link(code)
         click_id = clicks.new_click_id()
@@ -92,7 +91,8 @@ def bench_app():
         db.session.execute(sa_insert(Click), [clicks._parse(json.dumps(row).encode())])
         db.session.commit()
         resp = Response(status=302)
-        resp.headers["Location"] = destination_with(link["target"], click_id)
+        before, after = link["location"]
+        resp.headers["Location"] = before + click_id + after
         resp.headers["Cache-Control"] = "no-store"
         return resp
 

@@ -40,6 +40,16 @@ class _Dest:
         self.destination, self.utm = destination, utm
 
 
+_MARK = "CLICKIDMARK"  # URL-safe, so urlencode leaves it (and a real click id) as it is
+
+
+def _location_parts(destination: str, utm: dict) -> tuple[str, str]:
+    """services.destination_with split around the click id, built once per cached link: the hot path
+    then only concatenates (a click id is URL-safe and needs no escaping)."""
+    before, _mark, after = destination_with(_Dest(destination, utm), _MARK).partition(_MARK)
+    return before, after
+
+
 def _load(code: str) -> dict | None:
     """The link's snapshot (with its package's live approval, if it names a package) or None."""
     row = db.session.execute(sa.select(*_LINK_COLUMNS).where(ReferralLink.code == code)).mappings().first()
@@ -51,7 +61,7 @@ def _load(code: str) -> dict | None:
         approval = approvals.live_approvals_by_package([link["package_id"]]).get(link["package_id"])
         if approval is not None:
             link["approval_id"], link["approval_expires_at"] = approval.id, approval.expires_at
-    link["target"] = _Dest(link["destination"], link["utm"] or {})
+    link["location"] = _location_parts(link["destination"], link["utm"] or {})
     return link
 
 
@@ -98,7 +108,8 @@ def follow(code: str):
         is_duplicate=bool(clicks.CLICK_ID_RE.match(previous)), secret=current_app.config["SECRET_KEY"])
     clicks.record(row)  # durable before the 302 leaves: no 302 without its click
     resp = Response(status=302)
-    resp.headers["Location"] = destination_with(link["target"], click_id)
+    before, after = link["location"]
+    resp.headers["Location"] = before + click_id + after  # == destination_with(link, click_id)
     resp.headers["Cache-Control"] = "no-store"
     resp.set_cookie(cookie_name, click_id, max_age=COOKIE_SECONDS, path="/r/", httponly=True, samesite="Lax",
                     secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")))

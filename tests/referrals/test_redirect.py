@@ -285,3 +285,26 @@ def test_a_very_long_user_agent_is_classified_and_hashed_on_its_first_512_charac
     rows = stored_clicks(app)
     assert [r.in_app for r in rows] == ["wechat", "wechat"]
     assert rows[0].visitor_hash == rows[1].visitor_hash
+
+
+@pytest.mark.parametrize("address", ["203.0.113.77", "0.0.0.0",  # noqa: S104 - data, not a bind
+                                     "255.255.255.255", "10.1.2.3", "010.1.2.3",
+                                     "1.2.3", "1.2.3.4.5", "256.1.1.1", "１.2.3.4", "::ffff:198.51.100.9",
+                                     "2001:db8::1", "", None, "not an address", "1.2.3.04"])
+def test_ip_prefix_fast_path_agrees_with_truncate_ip(address):
+    from advisor_studio.integrity.services import truncate_ip
+
+    assert clicks.ip_prefix(address) == truncate_ip(address)
+
+
+@pytest.mark.parametrize(("destination", "utm"), [
+    ("https://kaihu.example.com/open?src=studio", {"utm_source": "wechat"}),
+    ("https://kaihu.example.com/open?click_id=old&a=1#section", {"utm_source": "a b&c", "utm_medium": "群"}),
+    ("https://kaihu.example.com/", {}),
+])
+def test_precomputed_location_equals_destination_with(destination, utm):
+    from advisor_studio.referrals.redirect import _Dest, _location_parts
+
+    click_id = clicks.new_click_id()
+    before, after = _location_parts(destination, utm)
+    assert before + click_id + after == referrals.destination_with(_Dest(destination, utm), click_id)
