@@ -253,13 +253,16 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator even with wrk")
+    parser.add_argument("--no-drain", action="store_true",
+                        help="no drain during the load (it runs once at the end): shows what draining costs")
+    parser.add_argument("--no-insert", action="store_true", help="skip the one-INSERT-per-request comparison")
     parser.add_argument("--drain-forever", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.drain_forever:
         drain_forever()
         return
-    rounds = args.rounds or (2 if args.quick else 5)
-    seconds = args.seconds or (3 if args.quick else 10)
+    rounds = args.rounds or (2 if args.quick else 8)
+    seconds = args.seconds or (3 if args.quick else 5)
     exact_n = 300 if args.quick else 2000
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-redirect-"))
@@ -276,21 +279,27 @@ def main() -> None:
     script = tmp / "count.lua"
     script.write_text(WRK_SCRIPT)
     spool = "redis" if (env.get("CELERY_BROKER_URL") or "").startswith("redis") else "file"
-    print(f"database {make_url(database_url).get_backend_name()}, spool {spool}, gunicorn {args.workers} sync "
-          f"workers, load {'wrk' if wrk else 'python threads'} {args.connections} connections, "
+    print(f"database {make_url(database_url).get_backend_name()}, spool {spool}, "
+          f"drain {'at the end only' if args.no_drain else 'every second during the load'}, "
+          f"gunicorn {args.workers} sync workers, load {'wrk' if wrk else 'python threads'} "
+          f"{args.connections} connections, "
           f"{rounds} rounds x {seconds:g} s per route, cpus {os.cpu_count()}")
     server = start_server(env, port, args.workers)
-    drainer = start_drainer(env)
+    drainer = None if args.no_drain else start_drainer(env)
     try:
         load(f"{base}/bare/{code}", 1, args.connections, script)  # warm-up: imports, caches, connections
         _rps, warm_redirects, _ = load(f"{base}/r/{code}", 1, args.connections, script)
         counted = warm_redirects
-        load(f"{base}/insert/{insert_code}", 1, args.connections, script)
+        if not args.no_insert:
+            load(f"{base}/insert/{insert_code}", 1, args.connections, script)
         ratios, bare_rates, redirect_rates, insert_ratios, others = [], [], [], [], 0
         for i in range(rounds):
             bare, _b, bare_other = load(f"{base}/bare/{code}", seconds, args.connections, script)
             rate, redirects, other = load(f"{base}/r/{code}", seconds, args.connections, script)
-            insert_rate, _i, insert_other = load(f"{base}/insert/{insert_code}", seconds, args.connections, script)
+            insert_rate, insert_other = 0.0, 0
+            if not args.no_insert:
+                insert_rate, _i, insert_other = load(f"{base}/insert/{insert_code}", seconds, args.connections,
+                                                     script)
             counted += redirects
             others += other + bare_other + insert_other
             bare_rates.append(bare)
@@ -299,8 +308,9 @@ def main() -> None:
             insert_ratios.append(insert_rate / bare)
             print(f"round {i + 1}: bare {bare:7.0f} req/s   /r/<code> {rate:7.0f} req/s   ratio {rate / bare:.3f}"
                   f"   (one INSERT per request: {insert_rate:7.0f} req/s, ratio {insert_rate / bare:.3f})")
-        os.killpg(drainer.pid, signal.SIGTERM)
-        drainer.wait(timeout=30)
+        if drainer is not None:
+            os.killpg(drainer.pid, signal.SIGTERM)
+            drainer.wait(timeout=30)
         stored = len(stored_clicks(env, code))
         print(f"median: bare {statistics.median(bare_rates):.0f} req/s, /r/<code> "
               f"{statistics.median(redirect_rates):.0f} req/s, ratio {statistics.median(ratios):.3f} "
@@ -313,7 +323,7 @@ def main() -> None:
         print(f"exact reconciliation: {exact_n} requests, {given} 302s, {found} of their click ids stored, "
               f"{extra} other clicks stored, lost {given - found}")
     finally:
-        if drainer.poll() is None:
+        if drainer is not None and drainer.poll() is None:
             os.killpg(drainer.pid, signal.SIGKILL)
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -15,12 +15,21 @@ from flask import Blueprint, Response, current_app, render_template, request
 from advisor_studio.access import public
 from advisor_studio.compliance import approvals
 from advisor_studio.dbtypes import utcnow
-from advisor_studio.extensions import db
+from advisor_studio.extensions import db, limiter
 from advisor_studio.referrals import clicks
 from advisor_studio.referrals.models import ReferralLink
 from advisor_studio.referrals.services import destination_with, is_code_shaped
 
 bp = Blueprint("redirect", __name__)
+
+
+def _is_redirect() -> bool:
+    return request.blueprint == "redirect"
+
+
+# No rate limit on the redirect, ever: a limited click would be a lost click (bots are recorded and
+# flagged instead). Filtered out up front, so the limiter does not resolve its (empty) limits per click.
+limiter.request_filter(_is_redirect)
 
 CACHE_MAX = 20_000  # codes per process; past it the cache starts over (a flood of distinct codes)
 COOKIE_PREFIX = "rc_"
@@ -111,6 +120,9 @@ def follow(code: str):
     before, after = link["location"]
     resp.headers["Location"] = before + click_id + after  # == destination_with(link, click_id)
     resp.headers["Cache-Control"] = "no-store"
-    resp.set_cookie(cookie_name, click_id, max_age=COOKIE_SECONDS, path="/r/", httponly=True, samesite="Lax",
-                    secure=bool(current_app.config.get("SESSION_COOKIE_SECURE")))
+    # What set_cookie(max_age=3600, path="/r/", httponly=True, samesite="Lax") writes, minus the
+    # redundant Expires date; the name and value are URL-safe by construction.
+    secure = "; Secure" if current_app.config.get("SESSION_COOKIE_SECURE") else ""
+    resp.headers.add("Set-Cookie", f"{cookie_name}={click_id}; Max-Age={COOKIE_SECONDS}; HttpOnly; Path=/r/; "
+                                   f"SameSite=Lax{secure}")
     return resp
