@@ -181,6 +181,25 @@ def start_drainer(env: dict) -> subprocess.Popen:
                             start_new_session=True)
 
 
+def server_cpu_seconds(master_pid: int) -> float:
+    """User + system CPU of the gunicorn master and its workers so far (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    pids = [master_pid]
+    try:
+        for task in Path(f"/proc/{master_pid}/task").iterdir():
+            pids += [int(p) for p in (task / "children").read_text().split()]
+    except OSError:
+        return 0.0
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def load_wrk(url: str, seconds: float, connections: int, script: Path) -> tuple[float, int, int]:
     out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script),
                           "-H", f"User-Agent: {UA}", url], capture_output=True, text=True, check=True).stdout
@@ -293,9 +312,18 @@ def main() -> None:
         if not args.no_insert:
             load(f"{base}/insert/{insert_code}", 1, args.connections, script)
         ratios, bare_rates, redirect_rates, insert_ratios, others = [], [], [], [], 0
+        cpu_ratios = []
+
+        def measured(url):
+            cpu = server_cpu_seconds(server.pid)
+            rate, ok, other = load(url, seconds, args.connections, script)
+            return rate, ok, other, (server_cpu_seconds(server.pid) - cpu) / max(1, ok + other)
+
         for i in range(rounds):
-            bare, _b, bare_other = load(f"{base}/bare/{code}", seconds, args.connections, script)
-            rate, redirects, other = load(f"{base}/r/{code}", seconds, args.connections, script)
+            bare, _b, bare_other, bare_cpu = measured(f"{base}/bare/{code}")
+            rate, redirects, other, redirect_cpu = measured(f"{base}/r/{code}")
+            if bare_cpu and redirect_cpu:
+                cpu_ratios.append(bare_cpu / redirect_cpu)
             insert_rate, insert_other = 0.0, 0
             if not args.no_insert:
                 insert_rate, _i, insert_other = load(f"{base}/insert/{insert_code}", seconds, args.connections,
@@ -307,7 +335,9 @@ def main() -> None:
             ratios.append(rate / bare)
             insert_ratios.append(insert_rate / bare)
             print(f"round {i + 1}: bare {bare:7.0f} req/s   /r/<code> {rate:7.0f} req/s   ratio {rate / bare:.3f}"
-                  f"   (one INSERT per request: {insert_rate:7.0f} req/s, ratio {insert_rate / bare:.3f})")
+                  f"   server CPU per request {bare_cpu * 1e6:5.0f} / {redirect_cpu * 1e6:5.0f} us"
+                  + ("" if args.no_insert else
+                     f"   (one INSERT per request: {insert_rate:7.0f} req/s, ratio {insert_rate / bare:.3f})"))
         if drainer is not None:
             os.killpg(drainer.pid, signal.SIGTERM)
             drainer.wait(timeout=30)
@@ -316,6 +346,9 @@ def main() -> None:
               f"{statistics.median(redirect_rates):.0f} req/s, ratio {statistics.median(ratios):.3f} "
               f"(min {min(ratios):.3f}, max {max(ratios):.3f}); one INSERT per request instead: ratio "
               f"{statistics.median(insert_ratios):.3f}; non-302 answers {others}")
+        if cpu_ratios:
+            print(f"server CPU per request, bare / redirect (robust to other load on the machine): median "
+                  f"{statistics.median(cpu_ratios):.3f} (min {min(cpu_ratios):.3f}, max {max(cpu_ratios):.3f})")
         print(f"reconciliation under load: 302s counted by the load generator {counted}, clicks stored {stored}, "
               f"lost {max(0, counted - stored)}, in flight when the generator stopped {max(0, stored - counted)} "
               f"(at most {args.connections} per run)")
