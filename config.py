@@ -72,6 +72,15 @@ class Config:
             h.strip().lower().rstrip(".") for h in _env("REFERRAL_ALLOWED_HOSTS", "kaihu.example.com").split(",")
             if h.strip())
         self.APPROVAL_VALID_DAYS = _env_int("APPROVAL_VALID_DAYS", 90)
+        # Referral redirect: clicks are spooled (files under instance/, or Redis when the broker is
+        # Redis; "file" or "redis" forces one) and drained into the database every second.
+        self.CLICK_SPOOL = _env("CLICK_SPOOL", "auto")
+        self.CLICK_SPOOL_REDIS_KEY = _env("CLICK_SPOOL_REDIS_KEY")
+        self.CLICK_SPOOL_ROTATE_SECONDS = float(_env("CLICK_SPOOL_ROTATE_SECONDS", "1.0"))
+        self.CLICK_DRAIN_INTERVAL_SECONDS = float(_env("CLICK_DRAIN_INTERVAL_SECONDS", "1.0"))
+        # A link lookup is cached per process this long: a disabled or withdrawn link answers 410
+        # within one second everywhere.
+        self.REFERRAL_LINK_CACHE_SECONDS = min(float(_env("REFERRAL_LINK_CACHE_SECONDS", "0.5")), 1.0)
         self.DOWNLOAD_URL_TTL_SECONDS = _env_int("DOWNLOAD_URL_TTL_SECONDS", 900)
         # How long a partner has to take down every post of a withdrawn or expired asset.
         self.TAKEDOWN_DEADLINE_HOURS = _env_int("TAKEDOWN_DEADLINE_HOURS", 24)

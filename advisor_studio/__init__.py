@@ -149,6 +149,7 @@ def create_app(config=None) -> Flask:
     from advisor_studio.integrity.routes import bp as integrity_bp
     from advisor_studio.referrals.qr import bp as referral_qr_bp
     from advisor_studio.referrals.routes import bp as referrals_bp
+    from advisor_studio.referrals.redirect import bp as redirect_bp
     from advisor_studio.studio.routes import bp as studio_bp
     from advisor_studio.video.routes import bp as video_bp
 
@@ -161,6 +162,7 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(distribution_bp)
     app.register_blueprint(referrals_bp)
     app.register_blueprint(referral_qr_bp)
+    app.register_blueprint(redirect_bp)
 
     _import_models()
     from advisor_studio import cli
@@ -172,6 +174,9 @@ def create_app(config=None) -> Flask:
     from advisor_studio.integrity.cli import integrity_cli
 
     app.cli.add_command(integrity_cli)
+    from advisor_studio.referrals.cli import links_cli
+
+    app.cli.add_command(links_cli)
 
     @app.context_processor
     def inject_globals():
@@ -197,6 +202,7 @@ def _import_models() -> None:
     from advisor_studio.integrity import models as integrity_models  # noqa: F401
     from advisor_studio.integrity import tasks as integrity_tasks  # noqa: F401
     from advisor_studio.referrals import models as referrals_models  # noqa: F401
+    from advisor_studio.referrals import tasks as referrals_tasks  # noqa: F401
     from advisor_studio.studio import models as studio_models  # noqa: F401
     from advisor_studio.video import models as video_models  # noqa: F401
     from advisor_studio.video import tasks as video_tasks  # noqa: F401

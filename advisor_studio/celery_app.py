@@ -73,6 +73,10 @@ def celery_init_app(app: Flask) -> Celery:
             # Anchor the audit chain outside the database, and re-check it against those anchors.
             "audit-checkpoint": {"task": "advisor_studio.core.checkpoint_audit_chain",
                                  "schedule": float(app.config.get("AUDIT_CHECKPOINT_INTERVAL_SECONDS") or 600)},
+            # Spooled referral clicks into the clicks table (the redirect never writes the database).
+            "drain-clicks": {"task": "advisor_studio.referrals.drain_clicks",
+                             "schedule": float(app.config.get("CLICK_DRAIN_INTERVAL_SECONDS") or 1.0),
+                             "options": {"expires": 10}},
             "audit-verify": {"task": "advisor_studio.core.verify_audit_chain",
                              "schedule": float(app.config.get("AUDIT_VERIFY_INTERVAL_SECONDS") or 86400)},
         },
