@@ -147,6 +147,8 @@ def create_app(config=None) -> Flask:
     from advisor_studio.core.routes import bp as core_bp
     from advisor_studio.distribution.routes import bp as distribution_bp
     from advisor_studio.integrity.routes import bp as integrity_bp
+    from advisor_studio.referrals.api import bp as referrals_api_bp
+    from advisor_studio.referrals.sharing_routes import bp as sharing_bp
     from advisor_studio.studio.routes import bp as studio_bp
     from advisor_studio.video.routes import bp as video_bp
 
@@ -157,6 +159,8 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(video_bp)
     app.register_blueprint(integrity_bp)
     app.register_blueprint(distribution_bp)
+    app.register_blueprint(referrals_api_bp)
+    app.register_blueprint(sharing_bp)
 
     _import_models()
     from advisor_studio import cli
