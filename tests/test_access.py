@@ -68,6 +68,9 @@ PAGES = [
     ("/compliance/reviews/{missing}", {"advisor", "compliance"}, 404),
     ("/compliance/reviews/{missing}/rendition.mp4", {"advisor", "compliance"}, 404),
     ("/compliance/integrity", {"compliance"}),
+    # Sharing tasks: the advisor's own (per object in tests/referrals/test_sharing_tasks.py).
+    ("/referrals/tasks", {"advisor"}),
+    ("/referrals/tasks/{missing}", {"advisor"}, 404),
 ]
 
 

@@ -365,7 +365,7 @@ def new_click_id() -> str:
 
 def record_click(link: ReferralLink, *, at: datetime | None = None, visitor: str = "", is_bot: bool = False,
                  in_app: str = "none", device_class: str = "mobile", approval_id: int | None = None,
-                 click_id: str | None = None) -> Click:
+                 click_id: str | None = None, flush: bool = True) -> Click:
     """Append one click on ``link`` with the link's dimensions copied onto it."""
     at = at or utcnow()
     visitor_hash = hmac.new(at.date().isoformat().encode(), visitor.encode() or secrets.token_bytes(8),
@@ -376,5 +376,6 @@ def record_click(link: ReferralLink, *, at: datetime | None = None, visitor: str
                   campaign=link.campaign, is_bot=is_bot, is_head=False, is_duplicate=False, in_app=in_app,
                   device_class="bot" if is_bot else device_class, visitor_hash=visitor_hash, ip_prefix=None)
     db.session.add(click)
-    db.session.flush()
+    if flush:
+        db.session.flush()
     return click
