@@ -150,3 +150,16 @@ def test_approved_package_fixture_has_its_links(app, users, lexicon):
     package_id = approved_package(app, users["advisor"].id, users["compliance"].id)
     with app.app_context():
         assert len(sharing.package_links(db.session.get(Package, package_id))) == 1
+
+
+def test_reviewer_sees_the_links_the_decision_covers(app, users, lexicon):
+    from tests.conftest import signed_in
+    from tests.studio.test_pages import by_testid, html
+
+    package_id = package_for(app, users["advisor"].id, users["compliance"].id, rendition=True)
+    submit(app, package_id, users["advisor"].id)
+    with app.app_context():
+        review_id, code = open_review(package_id).id, links_of(package_id)[0].code
+    page = signed_in(app, users["compliance"]).get(f"/compliance/reviews/{review_id}")
+    assert page.status_code == 200 and by_testid(page, "manifest-links")
+    assert f"/r/{code}" in html(page)
