@@ -67,6 +67,11 @@ class Config:
         self.PUBLIC_BASE_URL = _env("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
         self.CONVERSION_WEBHOOK_SECRET = _env("CONVERSION_WEBHOOK_SECRET")
         self.ATTRIBUTION_WINDOW_DAYS = _env_int("ATTRIBUTION_WINDOW_DAYS", 30)
+        # Key of the HMAC under which customer references are stored; derived from SECRET_KEY when unset.
+        self.CUSTOMER_REF_KEY = _env("CUSTOMER_REF_KEY")
+        # Where package links created at submission send people (an account-opening page).
+        self.REFERRAL_DEFAULT_DESTINATION = _env("REFERRAL_DEFAULT_DESTINATION", "https://kaihu.example.com/open")
+        self.CONVERSION_MAX_BODY_BYTES = _env_int("CONVERSION_MAX_BODY_BYTES", 64 * 1024)
         # Hosts a referral link may send people to (the account-opening pages); anything else is refused.
         self.REFERRAL_ALLOWED_HOSTS = tuple(
             h.strip().lower().rstrip(".") for h in _env("REFERRAL_ALLOWED_HOSTS", "kaihu.example.com").split(",")

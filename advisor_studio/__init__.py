@@ -147,9 +147,11 @@ def create_app(config=None) -> Flask:
     from advisor_studio.core.routes import bp as core_bp
     from advisor_studio.distribution.routes import bp as distribution_bp
     from advisor_studio.integrity.routes import bp as integrity_bp
+    from advisor_studio.referrals.api import bp as referrals_api_bp
     from advisor_studio.referrals.qr import bp as referral_qr_bp
-    from advisor_studio.referrals.routes import bp as referrals_bp
     from advisor_studio.referrals.redirect import bp as redirect_bp
+    from advisor_studio.referrals.routes import bp as referrals_bp
+    from advisor_studio.referrals.sharing_routes import bp as sharing_bp
     from advisor_studio.studio.routes import bp as studio_bp
     from advisor_studio.video.routes import bp as video_bp
 
@@ -163,6 +165,8 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(referrals_bp)
     app.register_blueprint(referral_qr_bp)
     app.register_blueprint(redirect_bp)
+    app.register_blueprint(referrals_api_bp)
+    app.register_blueprint(sharing_bp)
 
     _import_models()
     from advisor_studio import cli

@@ -104,8 +104,9 @@ def audit_public_key():
 
 @click.command("seed-demo")
 def seed_demo():
-    """Idempotent demo data: users of each role, the default lexicon, a partner with channels and an
-    approved, rendered package; prints 'login <role> <email> <password>' lines and a fresh partner key."""
+    """Idempotent demo data: users of each role, the default lexicon, a partner with channels, an approved,
+    rendered package, community groups, referral links and a few weeks of synthetic clicks and conversions;
+    prints 'login <role> <email> <password>' lines and a fresh partner key."""
     for spec in DEMO_USERS:
         user = account_services.find_user_by_email(spec["email"])
         if user is None:
@@ -124,7 +125,11 @@ def seed_demo():
     partner, api_key = demo.ensure_partner()
     db.session.commit()
     by_role = {spec["role"]: spec["email"] for spec in DEMO_USERS}
-    demo.ensure_content(by_role["advisor"], by_role["compliance"], partner)
+    demo.ensure_groups(by_role["advisor"])  # before the approval, so its sharing task has a link per group
+    db.session.commit()
+    package = demo.ensure_content(by_role["advisor"], by_role["compliance"], partner)
+    db.session.commit()
+    demo.ensure_referrals(by_role["advisor"], package)
     db.session.commit()
     for spec in DEMO_USERS:
         click.echo(f"login {spec['role']} {spec['email']} {spec['password']}")

@@ -12,6 +12,7 @@ MENU = [
     ("advisor", _l("Packages"), "studio.packages"),
     ("advisor", _l("Links"), "referrals.links"),
     ("advisor", _l("Groups"), "referrals.groups"),
+    ("advisor", _l("Sharing tasks"), "sharing.tasks"),
     ("advisor", _l("My results"), "analytics.my_results"),
     ("compliance", _l("Review queue"), "compliance.queue"),
     ("compliance", _l("Approved"), "compliance.approved"),

@@ -84,6 +84,9 @@ PAGES = [
     ("/referrals/links/{missing}", {"advisor", "admin", "compliance"}, 404),
     ("/referrals/links/{missing}/edit", {"advisor", "admin"}, 404),
     ("/referrals/links/{missing}/card", {"advisor", "admin"}, 404),
+    # Sharing tasks: the advisor's own (per object in tests/referrals/test_sharing_tasks.py).
+    ("/referrals/tasks", {"advisor"}),
+    ("/referrals/tasks/{missing}", {"advisor"}, 404),
 ]
 
 

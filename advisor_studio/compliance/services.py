@@ -325,10 +325,11 @@ def script_manifest(revision, lexicon_version: int) -> dict:
             "lexicon_version": lexicon_version}
 
 
-def package_manifest(package, lexicon_version: int) -> dict:
-    """What a package approval covers: revision, rendition, caption, subtitles, channels, lexicon."""
+def package_manifest(package, lexicon_version: int, *, with_links: bool = True) -> dict:
+    """What a package approval covers: revision, rendition, caption, subtitles, channels, lexicon and
+    (``with_links``; manifests made before referral links existed have no such key) each channel's link."""
     rendition = package.rendition
-    return {
+    manifest = {
         "stage": STAGE_PACKAGE,
         "package_id": package.id,
         "title": package.title,
@@ -344,6 +345,11 @@ def package_manifest(package, lexicon_version: int) -> dict:
         "channel_ids": sorted(c.id for c in package.channels),
         "lexicon_version": lexicon_version,
     }
+    if with_links:
+        from advisor_studio.referrals import sharing
+
+        manifest["referral_links"] = sharing.manifest_links(package)
+    return manifest
 
 
 def current_manifest(review: Review) -> dict:
@@ -351,7 +357,8 @@ def current_manifest(review: Review) -> dict:
     version = review.manifest["lexicon_version"]
     if review.stage == STAGE_SCRIPT:
         return script_manifest(review.script_revision, version)
-    return package_manifest(review.package, version)
+    # A review submitted before package links existed is compared without them, so it stays decidable.
+    return package_manifest(review.package, version, with_links="referral_links" in review.manifest)
 
 
 # --- reviews ------------------------------------------------------------------------------------
@@ -599,6 +606,9 @@ def decide(review: Review, actor, decision: str, reason: str = "", *, expected_m
             from advisor_studio.distribution import services as distribution
 
             distribution.assign_approval(approval, review.package, actor)
+            from advisor_studio.referrals import sharing
+
+            sharing.create_sharing_task(approval, review.package, actor)
     return review
 
 

@@ -430,6 +430,10 @@ def submit_package(package: Package, actor) -> Package:
     if report["blocking"]:
         raise BlockingFindings(_("The pre-check found blocking problems. Fix them before submitting."), report)
     scan = compliance.record_scan("package", package.id, report)
+    from advisor_studio.referrals import sharing
+
+    # One referral link per target channel, so the manifest (and the approval) pins what partners post.
+    sharing.ensure_package_links(package, actor)
     manifest = compliance.package_manifest(package, report["lexicon_version"])
     states.transition_package(package, PKG_SUBMITTED, actor, "",
                               {"manifest_sha256": compliance.manifest_hash(manifest), "scan_id": scan.id})
