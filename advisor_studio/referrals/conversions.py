@@ -233,7 +233,15 @@ def _get_or_create_customer(ref_hash: str, is_employee: bool) -> Customer:
 
 
 def _touch_of_click(click_id: str) -> Touch:
-    row = db.session.execute(sa.select(Click.link_id, Click.at).where(Click.click_id == click_id)).first()
+    stmt = sa.select(Click.link_id, Click.at).where(Click.click_id == click_id)
+    row = db.session.execute(stmt).first()
+    if row is None:
+        # A click may still wait in the redirect's spool (drained about every second): drain once,
+        # before this request writes anything (the drain commits on its own connection).
+        from advisor_studio.referrals import clicks
+
+        clicks.drain()
+        row = db.session.execute(stmt).first()
     if row is None:
         raise ValidationError(str(_l("The click id is unknown.")), fields={"click_id": _reason("unknown_click")},
                               code="unknown_click")
@@ -366,10 +374,16 @@ def new_click_id() -> str:
 def record_click(link: ReferralLink, *, at: datetime | None = None, visitor: str = "", is_bot: bool = False,
                  in_app: str = "none", device_class: str = "mobile", approval_id: int | None = None,
                  click_id: str | None = None, flush: bool = True) -> Click:
-    """Append one click on ``link`` with the link's dimensions copied onto it."""
+    """Append one click on ``link`` with the link's dimensions copied onto it, directly (seed-demo and
+    tests; the redirect records real clicks through referrals.clicks). ``visitor`` stands for the
+    IP prefix and user agent a real click would hash, with the same daily key."""
+    from flask import current_app
+
+    from advisor_studio.referrals.clicks import visitor_hash as hash_visitor
+
     at = at or utcnow()
-    visitor_hash = hmac.new(at.date().isoformat().encode(), visitor.encode() or secrets.token_bytes(8),
-                            hashlib.sha256).hexdigest()[:32]
+    visitor_hash = hash_visitor(current_app.config["SECRET_KEY"], at.date(), None,
+                                visitor or secrets.token_hex(8))
     click = Click(click_id=click_id or new_click_id(), at=at, day=at.date(), link_id=link.id,
                   approval_id=approval_id, advisor_id=link.owner_id, package_id=link.package_id,
                   channel_id=link.channel_id, partner_id=link.partner_id, group_id=link.group_id,
