@@ -289,3 +289,24 @@ def send_test_event(partner: Partner, *, actor) -> WebhookEvent:
     audit.record("webhook.test_sent", "partner", partner.id, actor=actor,
                  details={"event_id": event.event_id, "webhook_event_id": event.id})
     return event
+
+
+# --- read side: the delivery log -------------------------------------------------------------------------
+
+def delivery_log_query(*, partner_id: int | None = None, type_: str | None = None, status: str | None = None):
+    """Events for the admin log, newest first, with partner and attempts loaded."""
+    stmt = (sa.select(WebhookEvent).options(so.joinedload(WebhookEvent.partner),
+                                            so.selectinload(WebhookEvent.attempt_rows))
+            .order_by(WebhookEvent.id.desc()))
+    if partner_id is not None:
+        stmt = stmt.where(WebhookEvent.partner_id == partner_id)
+    if type_:
+        stmt = stmt.where(WebhookEvent.type == type_)
+    if status:
+        stmt = stmt.where(WebhookEvent.status == status)
+    return stmt
+
+
+def partners_for_log() -> list[Partner]:
+    """Every partner, by name (the log's filter and the test-event form)."""
+    return list(db.session.scalars(sa.select(Partner).order_by(Partner.name)))
