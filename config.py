@@ -80,6 +80,7 @@ class Config:
         self.WEBHOOK_RETRY_BASE_SECONDS = _env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)
         self.WEBHOOK_RETRY_CAP_SECONDS = _env_int("WEBHOOK_RETRY_CAP_SECONDS", 3600)
         self.WEBHOOK_RETRY_HOURS = _env_int("WEBHOOK_RETRY_HOURS", 24)
+        self.WEBHOOK_TIMEOUT_SECONDS = _env_int("WEBHOOK_TIMEOUT_SECONDS", 10)  # connect and read, per attempt
         # How often every stored file of every live approval is re-hashed (celery beat), in seconds.
         self.INTEGRITY_VERIFY_INTERVAL_SECONDS = _env_int("INTEGRITY_VERIFY_INTERVAL_SECONDS", 86400)
         # A byte range is served only if the file was fully verified this recently and is unchanged since

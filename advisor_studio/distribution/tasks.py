@@ -3,7 +3,7 @@ deliveries and raises overdue take-downs. Every task takes ids (never objects) a
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from celery import shared_task
 from flask import current_app
@@ -26,7 +26,8 @@ def deliver(event_pk: int, now: datetime | None = None) -> str:
     if event is None or event.status != DELIVERY_PENDING:
         db.session.rollback()
         return "not_pending"
-    lease = webhooks.claim(event, claimed_at)
+    timeout = float(current_app.config.get("WEBHOOK_TIMEOUT_SECONDS", webhooks.TIMEOUT_S))
+    lease = webhooks.claim(event, claimed_at, max(webhooks.LEASE, timedelta(seconds=3 * timeout)))
     if lease is None:
         db.session.rollback()
         return "not_due"
@@ -38,7 +39,8 @@ def deliver(event_pk: int, now: datetime | None = None) -> str:
         return "skipped"
     # The claim is committed before the request, so another worker sees it and keeps off.
     db.session.commit()
-    outcome = webhooks.post(url, body, secret, allow_private=current_app.config["WEBHOOK_ALLOW_PRIVATE"])
+    outcome = webhooks.post(url, body, secret, allow_private=current_app.config["WEBHOOK_ALLOW_PRIVATE"],
+                            timeout=timeout)
     event = db.session.get(WebhookEvent, event_pk)
     status = webhooks.record_outcome(event, url, outcome, now=now or utcnow(), lease=lease)
     db.session.commit()

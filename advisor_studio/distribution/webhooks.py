@@ -46,8 +46,9 @@ from advisor_studio.errors import Conflict, ValidationError
 from advisor_studio.extensions import db
 
 USER_AGENT = "AdvisorStudio-Webhooks/1"
-TIMEOUT_S = 10.0  # connect and read together, per attempt
-# Longer than one attempt can take (timeout plus reading), so a live worker never loses its claim.
+TIMEOUT_S = 10.0  # connect and read together, per attempt (WEBHOOK_TIMEOUT_SECONDS)
+# Longer than one attempt can take (the timeout bounds connect, read and excerpt), so a live worker never
+# loses its claim; a dead one's event is due again this long after it was claimed.
 LEASE = timedelta(minutes=2)
 READ_LIMIT = 16 * 1024  # only an excerpt is kept; a receiver cannot make us read a huge body
 EXCERPT_CHARS = 1000
@@ -203,9 +204,9 @@ def due_event_ids(now: datetime, *, exclude=(), limit: int = 100) -> list[int]:
     return list(db.session.scalars(stmt))
 
 
-def claim(event: WebhookEvent, now: datetime) -> datetime | None:
+def claim(event: WebhookEvent, now: datetime, length: timedelta = LEASE) -> datetime | None:
     """Take the event for one attempt (compare-and-set on the lease); the lease, or None if not ours."""
-    lease = now + LEASE
+    lease = now + length
     stmt = (sa.update(WebhookEvent).where(WebhookEvent.id == event.id, due_clause(now))
             .values(next_attempt_at=lease).execution_options(synchronize_session=False))
     if db.session.execute(stmt).rowcount != 1:

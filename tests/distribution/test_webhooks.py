@@ -575,3 +575,89 @@ def test_only_admins_resend_or_send_test_events(app, users, receiver, role):
     assert client.post("/admin/webhooks/test", data={"partner_id": partner_id, "csrf_token": token}
                        ).status_code == 403
     assert [e.run for e in events(app)] == [1]
+
+
+# --- transport details ---------------------------------------------------------------------------------------
+
+def test_the_request_goes_to_the_checked_address_with_the_urls_host_name(app, users, receiver):
+    make_partner(app, f"http://localhost:{receiver.port}/hook")
+    approve(app, users)
+    sweep(app, datetime.now(UTC))
+    [request] = receiver.requests
+    assert request["headers"]["Host"] == f"localhost:{receiver.port}" and request["path"] == "/hook"
+
+
+def test_tls_uses_the_urls_host_name_and_verifies_the_certificate(app, users, tmp_path):
+    import ssl
+
+    cert, key = _self_signed(tmp_path, "localhost")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+    plain = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    plain.socket = context.wrap_socket(plain.socket, server_side=True)
+    threading.Thread(target=plain.serve_forever, daemon=True).start()
+    try:
+        make_partner(app, f"https://localhost:{plain.server_address[1]}/hook")
+        approve(app, users)
+        sweep(app, datetime.now(UTC))
+    finally:
+        plain.shutdown()
+        plain.server_close()
+    assert names == ["localhost"]  # connected to 127.0.0.1, but the TLS server name is the URL's host
+    with app.app_context():
+        [attempt] = db.session.scalars(sa.select(WebhookAttempt)).all()
+    assert not attempt.ok and "CERTIFICATE_VERIFY_FAILED" in attempt.error  # a self-signed cert is not trusted
+
+
+def _self_signed(folder, host: str):
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_a_receiver_that_never_answers_times_out_and_is_retried(app_factory, users):
+    import socket
+
+    app = app_factory(WEBHOOK_TIMEOUT_SECONDS=1)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections (the kernel does) but never answers
+    try:
+        make_partner(app, f"http://127.0.0.1:{silent.getsockname()[1]}/hook")
+        approve(app, users)
+        sweep(app, datetime.now(UTC))
+    finally:
+        silent.close()
+    [event] = events(app)
+    assert event.status == "pending" and event.attempts == 1 and "timed out" in event.last_error.lower()
+
+
+def test_a_claim_left_by_a_dead_worker_is_taken_over_once_its_lease_ran_out(app, users, receiver):
+    make_partner(app, receiver.url)
+    approve(app, users)
+    [event] = events(app)
+    now = datetime.now(UTC)
+    with app.app_context():
+        assert webhooks.claim(db.session.get(WebhookEvent, event.id), now) is not None
+        db.session.commit()  # ... and the worker dies before sending
+    sweep(app, now + timedelta(minutes=1))
+    assert receiver.requests == []  # still leased
+    sweep(app, now + webhooks.LEASE + timedelta(seconds=1))
+    assert [b["id"] for b in receiver.accepted()] == [event.event_id]
