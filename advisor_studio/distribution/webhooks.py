@@ -217,9 +217,10 @@ def claim(event: WebhookEvent, now: datetime, length: timedelta = LEASE) -> date
 def record_outcome(event: WebhookEvent, url: str, outcome: Outcome, *, now: datetime, lease: datetime,
                    rng: random.Random | None = None) -> str:
     """Write the attempt and the event's next state: delivered, retried later, or failed; return the status."""
+    error = (outcome.error or "")[:500] or None
     db.session.add(WebhookAttempt(event_id=event.id, attempted_at=now, url=url[:500], status_code=outcome.status_code,
-                                  latency_ms=outcome.latency_ms, ok=outcome.ok, error=(outcome.error or None) and
-                                  outcome.error[:500], response_excerpt=outcome.excerpt or None, run=event.run))
+                                  latency_ms=outcome.latency_ms, ok=outcome.ok, error=error,
+                                  response_excerpt=(outcome.excerpt or "")[:EXCERPT_CHARS] or None, run=event.run))
     attempts = event.attempts + 1
     if outcome.ok:
         values = {"status": DELIVERY_DELIVERED, "delivered_at": now, "next_attempt_at": None, "last_error": None}
@@ -232,7 +233,7 @@ def record_outcome(event: WebhookEvent, url: str, outcome: Outcome, *, now: date
             delay = retry_delay(attempts, base=settings["base"], cap=settings["cap"], rng=rng)
             # The last try happens at the end of the window rather than not at all.
             values = {"next_attempt_at": min(now + timedelta(seconds=delay), deadline)}
-        values["last_error"] = (outcome.error or "")[:500] or None
+        values["last_error"] = error
     # Our lease must still hold: if it ran out and another worker took over, its outcome counts.
     if not compare_and_set(event, [WebhookEvent.status == DELIVERY_PENDING, WebhookEvent.next_attempt_at == lease],
                            attempts=attempts, **values):
