@@ -312,3 +312,9 @@ def delivery_log_query(*, partner_id: int | None = None, type_: str | None = Non
 def partners_for_log() -> list[Partner]:
     """Every partner, by name (the log's filter and the test-event form)."""
     return list(db.session.scalars(sa.select(Partner).order_by(Partner.name)))
+
+
+def failed_delivery_count() -> int:
+    """Events whose delivery gave up (the admin landing page shows them until re-sent)."""
+    return db.session.scalar(sa.select(sa.func.count(WebhookEvent.id))
+                             .where(WebhookEvent.status == DELIVERY_FAILED)) or 0

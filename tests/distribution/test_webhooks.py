@@ -346,6 +346,9 @@ def test_delivery_gives_up_after_the_window_and_an_admin_resend_delivers(app, us
 
     receiver.down = False
     admin = signed_in(app, users["admin"])
+    from tests.studio.test_pages import by_testid
+
+    assert by_testid(admin.get("/"), "landing-webhook-failures")  # the admin landing names the failure
     page = f"/admin/webhooks/{event.id}"
     refused = post_form(admin, f"{page}/resend", {}, form_page=page)  # no confirmation ticked
     assert refused.status_code == 302 and events(app)[0].status == "failed"
@@ -354,6 +357,7 @@ def test_delivery_gives_up_after_the_window_and_an_admin_resend_delivers(app, us
     sweep(app, datetime.now(UTC))
     [resent] = events(app)
     assert resent.status == "delivered" and resent.run == 2 and resent.event_id == event.event_id
+    assert not by_testid(admin.get("/"), "landing-webhook-failures")
     assert receiver.accepted()[0]["id"] == event.event_id
     with app.app_context():
         audit = db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "webhook.resent"))
