@@ -13,6 +13,7 @@ asset: per (partner, asset) events go out strictly in id order.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -179,12 +180,18 @@ def _ms(started: float) -> int:
 
 # --- delivery state (no commits) -----------------------------------------------------------------------
 
+@functools.cache
+def _earlier_alias():
+    """Built once (not at import: every mapper must exist first); an alias costs milliseconds to make."""
+    return so.aliased(WebhookEvent, name="earlier_event")
+
+
 def _no_earlier_pending():
     """SQL condition on WebhookEvent: no earlier event of the same asset for the same partner is pending.
 
     Events without an asset (test events) neither block nor are blocked (NULL never equals NULL).
     """
-    earlier = so.aliased(WebhookEvent)
+    earlier = _earlier_alias()
     return ~sa.exists().where(earlier.partner_id == WebhookEvent.partner_id,
                               earlier.assignment_id == WebhookEvent.assignment_id,
                               earlier.id < WebhookEvent.id, earlier.status == DELIVERY_PENDING)
