@@ -101,7 +101,6 @@ class Outcome:
     latency_ms: int | None = None
     error: str | None = None
     excerpt: str | None = None
-    sent: bool = False  # False when nothing left this process (refused URL, no secret)
 
 
 def _host_header(host: str, scheme: str, port: int) -> str:
@@ -160,7 +159,7 @@ def post(url: str, body: bytes, secret: str | None, *, allow_private: bool, time
             continue
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             pool.close()
-            return Outcome(ok=False, latency_ms=_ms(started), error=f"{type(exc).__name__}: {exc}"[:500], sent=True)
+            return Outcome(ok=False, latency_ms=_ms(started), error=f"{type(exc).__name__}: {exc}"[:500])
         try:
             excerpt = _read_excerpt(response, deadline)
         except (urllib3.exceptions.HTTPError, OSError):
@@ -169,7 +168,7 @@ def post(url: str, body: bytes, secret: str | None, *, allow_private: bool, time
             response.release_conn()
             pool.close()
         ok = 200 <= response.status < 300
-        return Outcome(ok=ok, status_code=response.status, latency_ms=_ms(started), excerpt=excerpt, sent=True,
+        return Outcome(ok=ok, status_code=response.status, latency_ms=_ms(started), excerpt=excerpt,
                        error=None if ok else f"HTTP {response.status}")
     return Outcome(ok=False, latency_ms=_ms(started), error=error[:500])
 
