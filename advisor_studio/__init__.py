@@ -190,6 +190,7 @@ def _import_models() -> None:
     from advisor_studio.compliance import tasks as compliance_tasks  # noqa: F401
     from advisor_studio.core import tasks  # noqa: F401  (registers the tasks with Celery)
     from advisor_studio.distribution import models as distribution_models  # noqa: F401
+    from advisor_studio.distribution import tasks as distribution_tasks  # noqa: F401
     from advisor_studio.integrity import models as integrity_models  # noqa: F401
     from advisor_studio.integrity import tasks as integrity_tasks  # noqa: F401
     from advisor_studio.studio import models as studio_models  # noqa: F401

@@ -73,6 +73,10 @@ def celery_init_app(app: Flask) -> Celery:
             # Anchor the audit chain outside the database, and re-check it against those anchors.
             "audit-checkpoint": {"task": "advisor_studio.core.checkpoint_audit_chain",
                                  "schedule": float(app.config.get("AUDIT_CHECKPOINT_INTERVAL_SECONDS") or 600)},
+            # Webhook retries come due by the minute; overdue take-downs are raised in the same sweep.
+            # A sweep still queued when the next is due is dropped (expires), so a backlog does not pile up.
+            "webhook-sweep": {"task": "advisor_studio.distribution.sweep_webhooks", "schedule": 60.0,
+                              "options": {"expires": 55}},
             "audit-verify": {"task": "advisor_studio.core.verify_audit_chain",
                              "schedule": float(app.config.get("AUDIT_VERIFY_INTERVAL_SECONDS") or 86400)},
         },

@@ -68,6 +68,9 @@ PAGES = [
     ("/compliance/reviews/{missing}", {"advisor", "compliance"}, 404),
     ("/compliance/reviews/{missing}/rendition.mp4", {"advisor", "compliance"}, 404),
     ("/compliance/integrity", {"compliance"}),
+    # Webhook deliveries: admin only; a missing event answers 404.
+    ("/admin/webhooks", {"admin"}),
+    ("/admin/webhooks/{missing}", {"admin"}, 404),
 ]
 
 

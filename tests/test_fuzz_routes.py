@@ -195,6 +195,8 @@ def base_forms(body: str, comment_id: int, manifest: str, channel_id: int, login
                                       "note": "导入"},
         "compliance.lexicon_try": {"text": "保本稳赚", "platform": "douyin"},
         "core.set_language": {"next": "/studio/"},
+        "distribution.webhook_resend": {"confirm": "y"},
+        "distribution.webhook_test": {"partner_id": "1"},
         "studio.script_new": script,
         "studio.script": script,
         "studio.script_precheck": script,

@@ -43,6 +43,9 @@ def home():
         counts["active_users"] = db.session.scalar(
             sa.select(sa.func.count()).select_from(User).where(User.active.is_(True))
         )
+        from advisor_studio.distribution.webhooks import failed_delivery_count
+
+        counts["webhook_failed"] = failed_delivery_count()
     from advisor_studio.accounts.forms import GrantDecisionForm
     from advisor_studio.compliance.dashboard import landing_data as compliance_landing
     from advisor_studio.studio.dashboard import landing_data as studio_landing

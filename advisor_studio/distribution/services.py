@@ -393,4 +393,10 @@ def record_event(partner: Partner, type_: str, assignment: Assignment | None = N
 
 
 def _after_event_recorded(event: WebhookEvent) -> None:
-    """Queue delivery once the transaction commits (the webhooks module replaces this hook)."""
+    """Queue delivery once the transaction commits (nothing is sent for a rolled-back one)."""
+    if event.status != DELIVERY_PENDING:
+        return
+    from advisor_studio.distribution.tasks import deliver_webhook_event
+    from advisor_studio.tasks_util import enqueue_after_commit
+
+    enqueue_after_commit(deliver_webhook_event, event.id)
