@@ -4,6 +4,7 @@ the error shape, the rate limit and the headers. Real database, real services, t
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -354,3 +355,40 @@ def test_every_api_answer_is_no_store_even_routing_errors(client, key):
 def test_api_needs_no_csrf_token(client, approved, key):
     _package_id, asset_id = approved
     assert _publish(client, key, asset_id).status_code == 201
+
+
+# --- the document and the docs page ---------------------------------------------------------------------
+
+def test_openapi_document_covers_every_api_route_and_the_conversion_webhook(app, client):
+    resp = client.get("/api/v1/openapi.json")
+    assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-store"
+    doc = resp.get_json()
+    assert doc["openapi"].startswith("3.")
+    routes = {re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule) for rule in app.url_map.iter_rules()
+              if rule.rule.startswith("/api/v1/")}
+    assert routes <= set(doc["paths"])
+    assert doc["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"}
+    conversions = doc["paths"]["/api/v1/conversions"]["post"]
+    assert "not yet available" in conversions["description"].lower()
+    assert {p["name"] for p in conversions["parameters"] if p["in"] == "header"} == {"X-Signature", "Idempotency-Key"}
+    assert set(conversions["responses"]) == {"201", "200", "400", "401", "409"}
+    assert "/api/v1/conversions" not in routes  # documented ahead, not served
+    asset = doc["components"]["schemas"]["Asset"]
+    assert ASSET_FIELDS <= set(asset["properties"]) and ASSET_FIELDS <= set(asset["required"])
+    publications = doc["paths"]["/api/v1/partner/assets/{asset_id}/publications"]["post"]
+    assert {"201", "400", "401", "404", "409", "429"} <= set(publications["responses"])
+    error = doc["components"]["schemas"]["ErrorDetail"]
+    assert set(error["required"]) == {"code", "message", "fields"}
+
+
+def test_docs_page_renders_the_document_from_files_of_this_app(client):
+    resp = client.get("/api/docs")
+    assert resp.status_code == 200
+    page = resp.get_data(as_text=True)
+    assert 'data-spec-url="/api/v1/openapi.json"' in page
+    sources = re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', page)
+    assert sources and all(src.startswith("/") for src in sources)  # no CDN
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert client.get(f"/api/docs/swagger/{asset}").status_code == 200
+    assert client.get("/api/docs/swagger/index.html").status_code == 404
