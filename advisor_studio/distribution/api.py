@@ -131,9 +131,9 @@ def _refuse_key(raw: str | None):
             reason, details["partner_id"] = "partner_inactive", row.partner_id
     details["reason"] = reason
     audit.record_refusal("partner_api.auth_refused", details=details)
-    return api_error(401, _("A valid API key is required: send the header “Authorization: Bearer” followed by a space and "
-                       "your API key."),
-                     "unauthorized", headers={"WWW-Authenticate": 'Bearer realm="partner-api"'})
+    message = _("A valid API key is required: send the header “Authorization: Bearer” followed by a space and "
+                "your API key.")
+    return api_error(401, message, "unauthorized", headers={"WWW-Authenticate": 'Bearer realm="partner-api"'})
 
 
 @bp.before_request
