@@ -350,6 +350,10 @@ def test_every_api_answer_is_no_store_even_routing_errors(client, key):
                  client.get("/api/v1/openapi.json")):
         assert resp.headers["Cache-Control"] == "no-store"
         assert resp.is_json
+    for resp in (client.get("/api/v1/nothing-here", headers=_auth(key)), client.delete(ASSETS, headers=_auth(key)),
+                 client.get(f"{ASSETS}/{2**40}", headers=_auth(key))):
+        _assert_error(resp, resp.status_code)
+        assert resp.status_code in (404, 405)
 
 
 def test_api_needs_no_csrf_token(client, approved, key):
