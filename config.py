@@ -98,6 +98,8 @@ class Config:
         self.REVIEW_SLA_HOURS = {"script": _env_int("REVIEW_SLA_HOURS_SCRIPT", 24),
                                  "package": _env_int("REVIEW_SLA_HOURS_PACKAGE", 48)}
         self.RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
+        # Requests per partner API key (Flask-Limiter syntax); 429 in the contract's error shape beyond it.
+        self.PARTNER_API_RATE_LIMIT = _env("PARTNER_API_RATE_LIMIT", "600 per minute")
         # Per (email, address): a guesser at one address is slowed without touching the user elsewhere.
         self.LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", self.DEFAULT_LOGIN_RATE_LIMIT)
         # Per address across all emails (credential stuffing); generous so a shared office NAT still works.

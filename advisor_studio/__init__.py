@@ -157,6 +157,9 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(video_bp)
     app.register_blueprint(integrity_bp)
     app.register_blueprint(distribution_bp)
+    from advisor_studio.distribution import api as partner_api
+
+    partner_api.init_app(app)
 
     _import_models()
     from advisor_studio import cli

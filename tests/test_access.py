@@ -130,3 +130,14 @@ def test_second_sign_in_step_is_public_but_grants_nothing_without_a_password_ste
     resp = client.get("/login/verify")
     assert resp.status_code == 302 and resp.headers["Location"].startswith("/login")
     assert client.get("/").status_code == 302
+
+
+@pytest.mark.parametrize("role", ["anonymous", "advisor", "compliance", "mcn", "admin"])
+def test_partner_api_takes_keys_not_sessions_and_its_docs_are_public(app, users, role):
+    client = app.test_client() if role == "anonymous" else signed_in(app, users[role])
+    for path in ("/api/v1/partner/assets", "/api/v1/partner/assets/1"):
+        resp = client.get(path)
+        assert resp.status_code == 401 and resp.json["error"]["code"] == "unauthorized", path
+    assert client.post("/api/v1/partner/assets/1/publications", json={}).status_code == 401
+    assert client.get("/api/v1/openapi.json").status_code == 200
+    assert client.get("/api/docs").status_code == 200

@@ -114,13 +114,36 @@ def revoke_api_key(key: PartnerApiKey, *, actor, reason: str) -> None:
 
 def partner_for_api_key(raw: str | None) -> Partner | None:
     """The active partner owning an unrevoked key, or None."""
+    key = api_key_for(raw)
+    return key.partner if key is not None else None
+
+
+def api_key_for(raw: str | None) -> PartnerApiKey | None:
+    """The unrevoked key row for ``raw`` whose partner is active, or None (the one rule for both lookups)."""
     if not raw or not raw.startswith(KEY_PREFIX) or len(raw) > 200:
         return None
     key = db.session.scalar(sa.select(PartnerApiKey).where(PartnerApiKey.key_hash == hash_api_key(raw),
                                                           PartnerApiKey.revoked_at.is_(None)))
     if key is None or not key.partner.active:
         return None
-    return key.partner
+    return key
+
+
+# last_used_at is "last used, to the minute": one conditional UPDATE a minute per key, not a write per request.
+KEY_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+def touch_api_key(key: PartnerApiKey, now: datetime | None = None) -> bool:
+    """Set the key's last_used_at if it is older than a minute (compare-and-set); True when it wrote."""
+    now = now or utcnow()
+    if key.last_used_at is not None and key.last_used_at > now - KEY_TOUCH_INTERVAL:
+        return False  # the row we just read is fresh enough: no statement at all
+    result = db.session.execute(
+        sa.update(PartnerApiKey)
+        .where(PartnerApiKey.id == key.id, sa.or_(PartnerApiKey.last_used_at.is_(None),
+                                                  PartnerApiKey.last_used_at <= now - KEY_TOUCH_INTERVAL))
+        .values(last_used_at=now).execution_options(synchronize_session=False))
+    return result.rowcount == 1
 
 
 # --- assignments --------------------------------------------------------------------------------------
