@@ -68,6 +68,12 @@ PAGES = [
     ("/compliance/reviews/{missing}", {"advisor", "compliance"}, 404),
     ("/compliance/reviews/{missing}/rendition.mp4", {"advisor", "compliance"}, 404),
     ("/compliance/integrity", {"compliance"}),
+    # MCN portal: mcn users only (an mcn user without a partner gets an explanation page); assets are
+    # per partner (tests/distribution/test_portal_isolation.py), so a missing one answers 404.
+    ("/portal/assets", {"mcn"}),
+    ("/portal/publications", {"mcn"}),
+    ("/portal/assets/{missing}", {"mcn"}, 404),
+    ("/portal/assets/{missing}/cover.jpg", {"mcn"}, 404),
 ]
 
 
