@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from advisor_studio.access import require, roles_required
+from advisor_studio.dbtypes import utcnow
 from advisor_studio.distribution import queries, services
 from advisor_studio.distribution.models import (
     ASSET_STATUS_LABELS,
@@ -123,7 +124,8 @@ def assets():
         "distribution/portal/assets.html", partner=partner, channels=channels, items=items, filters=filters,
         counts=queries.partner_status_counts(partner.id, channel_id=filters["channel"]),
         next_cursor=queries.encode_cursor(next_id) if next_id else None, paged=before_id is not None,
-        newest_args={k: v for k, v in request.args.items() if k != "cursor"}, statuses=ASSET_STATUSES)
+        newest_args={k: v for k, v in request.args.items() if k != "cursor"}, statuses=ASSET_STATUSES,
+        now=utcnow())
 
 
 @bp.route("/portal/publications")
@@ -170,7 +172,7 @@ def _asset_page(assignment, *, publication_form=None, takedown_forms=None, statu
         publication_form=publication_form, takedown_forms=forms, state_of=queries.publication_takedown_state,
         can_publish=can_report_publication(current_user, assignment),
         can_take_down=can_confirm_takedown(current_user, assignment),
-        can_download=can_download_asset(current_user, assignment),
+        can_download=can_download_asset(current_user, assignment), now=utcnow(),
     ), status
 
 

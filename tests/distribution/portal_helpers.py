@@ -17,8 +17,19 @@ from tests.conftest import record_of
 from tests.factories import make_channel, make_ready_rendition, make_user
 from tests.studio.test_pages import approved_script, decide_open_review
 
-# A tiny JPEG header is enough: the cover is served as stored bytes, never decoded.
-COVER_BYTES = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00cover bytes\xff\xd9"
+
+def _cover_jpeg() -> bytes:
+    """A real 9:16 JPEG, so that browsers show it (the server never decodes it)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (180, 320), (140, 28, 19))
+    ImageDraw.Draw(image).rectangle((20, 120, 160, 200), fill=(250, 240, 230))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+COVER_BYTES = _cover_jpeg()
 
 
 def channel(app, partner: str, platform: str = "douyin", handle: str | None = None) -> int:

@@ -363,8 +363,9 @@ def test_compliance_landing_lists_overdue_take_downs_with_partner_channel_and_ou
     resp = officer.get("/")
     rows = by_testid(resp, "overdue-takedown")
     assert len(rows) == 1 and f'data-assignment-id="{world["asset_id"]}"' in rows[0]
-    row_html = html(resp).split(rows[0])[1].split("</tr>")[0]
-    assert PARTNER in row_html and "资产配置三原则" in row_html and re.search(r">\s*1\s*</td>", row_html)
+    row_html = html(resp).split(rows[0])[1].split("</li>")[0]
+    assert PARTNER in row_html and "资产配置三原则" in row_html
+    assert 'data-testid="posts-outstanding" data-count="1"' in row_html
     # Other roles' landing pages do not show the panel.
     assert not by_testid(world["client"].get("/"), "overdue-takedowns")
 
