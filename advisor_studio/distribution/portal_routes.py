@@ -10,6 +10,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from advisor_studio import audit
 from advisor_studio.access import require, roles_required
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.distribution import queries, services
@@ -17,6 +18,7 @@ from advisor_studio.distribution.models import (
     ASSET_STATUS_LABELS,
     ASSET_STATUSES,
     PLATFORM_LABELS,
+    Assignment,
     Partner,
     Publication,
 )
@@ -88,6 +90,10 @@ def _load_asset(asset_id: int):
     partner = _partner()
     assignment = queries.partner_asset(partner.id, asset_id) if partner is not None else None
     if assignment is None:
+        if db.session.get(Assignment, asset_id) is not None:
+            # Another partner's asset: the user learns nothing (404), the audit trail records the probe.
+            audit.record_refusal("portal.foreign_asset", "assignment", asset_id,
+                                 details={"partner_id": current_user.partner_id})
         abort(404)
     require(can_view_asset(current_user, assignment))
     return assignment
@@ -231,9 +237,13 @@ def takedown(asset_id: int):
     assignment = _load_asset(asset_id)
     form = TakedownForm()
     publication = None
-    if form.publication_id.data and form.publication_id.data.isdigit():
-        publication = db.session.get(Publication, int(form.publication_id.data))
+    raw_id = form.publication_id.data or ""
+    if raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 9:  # an id the INTEGER column can hold
+        publication = db.session.get(Publication, int(raw_id))
     if publication is None or publication.assignment_id != assignment.id:
+        if publication is not None and publication.partner_id != assignment.partner_id:
+            audit.record_refusal("portal.foreign_publication", "publication", publication.id,
+                                 details={"partner_id": current_user.partner_id})
         abort(404)  # a post of another asset (or partner) does not exist here
     if not form.validate_on_submit():
         return _asset_page(assignment, takedown_forms={publication.id: form}, status=400)

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from advisor_studio.access import access_rule
+from advisor_studio.audit import AuditEntry
 from advisor_studio.distribution.models import Assignment, Publication, Takedown
 from advisor_studio.extensions import db
 from tests.conftest import csrf_from, signed_in
@@ -100,6 +101,17 @@ def test_another_partners_post_cannot_be_confirmed_through_ones_own_asset(app, u
     assert resp.status_code == 404 and not _b_visible(html(resp))
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count(Takedown.id))) == 0
+        assert db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "portal.foreign_publication",
+                                                             AuditEntry.object_id == str(two_partners["b_pub"])))
+
+
+def test_probing_another_partners_asset_is_audited_and_a_missing_one_is_not(app, two_partners):
+    b_asset = two_partners["b_assets"][0]
+    assert two_partners["a"].get(f"/portal/assets/{b_asset}").status_code == 404
+    assert two_partners["a"].get("/portal/assets/999999").status_code == 404
+    with app.app_context():
+        probes = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "portal.foreign_asset")).all()
+        assert [p.object_id for p in probes] == [str(b_asset)]
 
 
 def test_a_download_link_names_its_partner_and_a_tampered_one_is_refused(app, two_partners):
