@@ -157,7 +157,8 @@ def partner_publications(partner_id: int, *, state: str | None = None, channel_i
         stmt = stmt.where(Assignment.channel_id == channel_id)
     stmt = stmt.options(so.contains_eager(Publication.assignment).options(
         so.joinedload(Assignment.channel),
-        so.joinedload(Assignment.package).load_only(Package.id, Package.title)),
+        so.joinedload(Assignment.package).options(so.load_only(Package.id, Package.title),
+                                                  so.lazyload(Package.author))),
         so.joinedload(Publication.takedown)).order_by(Publication.id.desc())
     return db.paginate(stmt, page=page, per_page=per_page, error_out=False, count=True)
 

@@ -402,3 +402,24 @@ def test_package_distribution_section_costs_the_same_queries_for_more_channels_a
     with count_queries(app) as big:
         assert officer.get(f"/studio/packages/{big_pkg}").status_code == 200
     assert len(big) == len(small)
+
+
+def test_asset_and_publication_lists_cost_the_same_queries_for_one_row_or_many(app, users):
+    channels = [channel(app, PARTNER, "douyin") for _ in range(5)]
+    _pkg, (first,) = approved_asset(app, users, channels[:1])
+    client = signed_in(app, partner_user(app, PARTNER))
+    publish(client, first)
+    client.get("/portal/assets")  # warm caches
+
+    def costs() -> tuple[int, int]:
+        with count_queries(app) as assets:
+            assert client.get("/portal/assets").status_code == 200
+        with count_queries(app) as posts:
+            assert client.get("/portal/publications").status_code == 200
+        return len(assets), len(posts)
+
+    one = costs()
+    _pkg, more = approved_asset(app, users, channels[1:], title="二")
+    for n, asset_id in enumerate(more):
+        publish(client, asset_id, f"https://www.douyin.com/video/6{n}")
+    assert costs() == one
