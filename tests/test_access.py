@@ -71,6 +71,12 @@ PAGES = [
     # Webhook deliveries: admin only; a missing event answers 404.
     ("/admin/webhooks", {"admin"}),
     ("/admin/webhooks/{missing}", {"admin"}, 404),
+    # MCN portal: mcn users only (an mcn user without a partner gets an explanation page); assets are
+    # per partner (tests/distribution/test_portal_isolation.py), so a missing one answers 404.
+    ("/portal/assets", {"mcn"}),
+    ("/portal/publications", {"mcn"}),
+    ("/portal/assets/{missing}", {"mcn"}, 404),
+    ("/portal/assets/{missing}/cover.jpg", {"mcn"}, 404),
 ]
 
 

@@ -16,6 +16,7 @@ import os
 import re
 import zlib
 from collections import Counter
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from urllib.parse import quote, urlencode
 
@@ -147,8 +148,18 @@ def make_world(app, users) -> SimpleNamespace:
         comment = compliance.add_comment(review, db.session.get(User, users["compliance"].id), "请补充风险提示",
                                          anchor_field="body", anchor_start=0, anchor_end=2)
         channel_id = make_channel().id
+        # The mcn user works for the partner of the approved package, so portal forms reach the services.
+        from advisor_studio.distribution import services as distribution
+        from advisor_studio.distribution.models import Assignment
+
+        asset = db.session.scalars(sa.select(Assignment).order_by(Assignment.id)).first()
+        db.session.get(User, users["mcn"].id).partner_id = asset.partner_id
+        publication = distribution.report_publication(
+            asset, platform=asset.channel.platform, post_url="https://www.douyin.com/video/1",
+            published_at=datetime.now(UTC), actor="test")
         db.session.commit()
         ids = {
+            "asset_id": list(db.session.scalars(sa.select(Assignment.id))),
             "script_id": list(db.session.scalars(sa.select(Script.id))),
             "package_id": list(db.session.scalars(sa.select(Package.id))),
             "review_id": list(db.session.scalars(sa.select(Review.id))),
@@ -159,14 +170,19 @@ def make_world(app, users) -> SimpleNamespace:
         advisor = db.session.get(User, users["advisor"].id)
         body = legal_script_body(advisor)
         comment_id = comment.id
+        publication_id = publication.id
     clients = {"anonymous": app.test_client()}
     for role in ROLES:
         clients[role] = signed_in(app, users[role])
     tokens = {role: csrf_from(client.get("/login" if role == "anonymous" else "/account/password")
                               .get_data(as_text=True)) for role, client in clients.items()}
     manifest = manifest_from(clients["compliance"].get(f"/compliance/reviews/{review_id}").get_data(as_text=True))
-    return SimpleNamespace(ids=ids, clients=clients, tokens=tokens, login_user=login_user,
-                           forms=base_forms(body, comment_id, manifest, channel_id, login_user))
+    forms = base_forms(body, comment_id, manifest, channel_id, login_user)
+    forms["distribution.publish"] = {"post_url": "https://www.douyin.com/video/2",
+                                     "published_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")}
+    forms["distribution.takedown"] = {"publication_id": str(publication_id), "confirm": "y",
+                                      "removed_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")}
+    return SimpleNamespace(ids=ids, clients=clients, tokens=tokens, login_user=login_user, forms=forms)
 
 
 def base_forms(body: str, comment_id: int, manifest: str, channel_id: int, login_user) -> dict[str, dict]:

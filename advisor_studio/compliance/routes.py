@@ -43,6 +43,8 @@ from advisor_studio.compliance.permissions import (
 )
 from advisor_studio.compliance.scanner import PLATFORMS
 from advisor_studio.dbtypes import utcnow
+from advisor_studio.distribution import queries as distribution_queries
+from advisor_studio.distribution.permissions import can_view_package_distribution
 from advisor_studio.errors import DomainError, PermissionDenied
 from advisor_studio.extensions import db
 from advisor_studio.integrity.downloads import serve_rendition_in_app
@@ -121,7 +123,10 @@ def _render_review(review, *, status: int = 200, decision_form=None, comment_for
     decision_form = decision_form or DecisionForm(formdata=None)
     # The decision is bound to exactly what this page shows.
     decision_form.manifest_sha256.data = context["current_manifest_sha256"]
-    return render_template("compliance/review.html", **context, decision_form=decision_form,
+    distribution = None
+    if review.package_id is not None and can_view_package_distribution(current_user, review.package):
+        distribution = distribution_queries.package_distribution(review.package_id)
+    return render_template("compliance/review.html", **context, decision_form=decision_form, distribution=distribution,
                            comment_form=comment_form or CommentForm(formdata=None), claim_form=ClaimForm(),
                            release_form=ReleaseForm()), status
 

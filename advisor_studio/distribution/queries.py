@@ -11,10 +11,12 @@ import sqlalchemy.orm as so
 from flask_babel import gettext as _
 
 from advisor_studio.distribution.models import (
+    ASSET_ENDED_STATUSES,
     ASSET_STATUSES,
     Assignment,
     Channel,
     Publication,
+    Takedown,
 )
 from advisor_studio.errors import ValidationError
 from advisor_studio.extensions import db
@@ -86,6 +88,81 @@ def partner_asset(partner_id: int, asset_id: int) -> Assignment | None:
                              .options(*_asset_loads()))
 
 
+def partner_status_counts(partner_id: int, *, channel_id: int | None = None) -> dict[str, int]:
+    """How many of a partner's assets are in each status (every status present, zero when none)."""
+    stmt = (sa.select(Assignment.status, sa.func.count(Assignment.id)).where(Assignment.partner_id == partner_id)
+            .group_by(Assignment.status))
+    if channel_id is not None:
+        stmt = stmt.where(Assignment.channel_id == channel_id)
+    counts = dict.fromkeys(ASSET_STATUSES, 0)
+    counts.update({status: n for status, n in db.session.execute(stmt).all()})
+    return counts
+
+
+def partner_channels(partner_id: int) -> list[Channel]:
+    """A partner's channels (active or not: assets of a deactivated channel stay listed), by platform."""
+    return db.session.scalars(sa.select(Channel).where(Channel.partner_id == partner_id)
+                              .order_by(Channel.platform, Channel.handle, Channel.id)).all()
+
+
+# Take-down state of one reported post. "not_needed": the asset is live; "outstanding": ended, not yet
+# confirmed removed, deadline ahead; "overdue": the same past the deadline; "confirmed": removal confirmed.
+TAKEDOWN_NOT_NEEDED = "not_needed"
+TAKEDOWN_OUTSTANDING = "outstanding"
+TAKEDOWN_OVERDUE = "overdue"
+TAKEDOWN_CONFIRMED = "confirmed"
+TAKEDOWN_STATES = (TAKEDOWN_NOT_NEEDED, TAKEDOWN_OUTSTANDING, TAKEDOWN_OVERDUE, TAKEDOWN_CONFIRMED)
+
+
+def publication_takedown_state(publication: Publication, now: datetime | None = None) -> str:
+    """Python twin of ``publication_state_clause`` for a publication with its assignment and take-down loaded."""
+    from advisor_studio.dbtypes import utcnow
+
+    now = now or utcnow()
+    if publication.takedown is not None:
+        return TAKEDOWN_CONFIRMED
+    assignment = publication.assignment
+    if assignment.status not in ASSET_ENDED_STATUSES:
+        return TAKEDOWN_NOT_NEEDED
+    due = assignment.takedown_due_at
+    return TAKEDOWN_OVERDUE if due is not None and due <= now else TAKEDOWN_OUTSTANDING
+
+
+def publication_state_clause(state: str, now: datetime | None = None) -> sa.ColumnElement[bool]:
+    """SQL condition on ``Publication`` (joined to its ``Assignment``) for one take-down state."""
+    from advisor_studio.dbtypes import utcnow
+
+    now = now or utcnow()
+    confirmed = sa.exists().where(Takedown.publication_id == Publication.id)
+    ended = Assignment.status.in_(ASSET_ENDED_STATUSES)
+    past_due = sa.and_(Assignment.takedown_due_at.is_not(None), Assignment.takedown_due_at <= now)
+    return {
+        TAKEDOWN_CONFIRMED: confirmed,
+        TAKEDOWN_NOT_NEEDED: sa.and_(~confirmed, ~ended),
+        TAKEDOWN_OVERDUE: sa.and_(~confirmed, ended, past_due),
+        TAKEDOWN_OUTSTANDING: sa.and_(~confirmed, ended, ~past_due),
+    }[state]
+
+
+def partner_publications(partner_id: int, *, state: str | None = None, channel_id: int | None = None,
+                         page: int = 1, per_page: int = PAGE_DEFAULT, now: datetime | None = None):
+    """One page (Flask-SQLAlchemy Pagination) of a partner's reported posts, newest report first."""
+    from advisor_studio.studio.models import Package
+
+    stmt = (sa.select(Publication).join(Assignment, Assignment.id == Publication.assignment_id)
+            .where(Publication.partner_id == partner_id, Assignment.partner_id == partner_id))
+    if state is not None:
+        stmt = stmt.where(publication_state_clause(state, now))
+    if channel_id is not None:
+        stmt = stmt.where(Assignment.channel_id == channel_id)
+    stmt = stmt.options(so.contains_eager(Publication.assignment).options(
+        so.joinedload(Assignment.channel),
+        so.joinedload(Assignment.package).options(so.load_only(Package.id, Package.title),
+                                                  so.lazyload(Package.author))),
+        so.joinedload(Publication.takedown)).order_by(Publication.id.desc())
+    return db.paginate(stmt, page=page, per_page=per_page, error_out=False, count=True)
+
+
 def package_assignments(package_id: int) -> list[Assignment]:
     """Every assignment of a package (all approvals), newest first, with channel, partner and posts."""
     return db.session.scalars(
@@ -93,6 +170,14 @@ def package_assignments(package_id: int) -> list[Assignment]:
         .options(so.joinedload(Assignment.channel).joinedload(Channel.partner),
                  so.selectinload(Assignment.publications).joinedload(Publication.takedown))
         .order_by(Assignment.id.desc())).unique().all()
+
+
+def package_distribution(package_id: int, now: datetime | None = None) -> dict:
+    """What the package pages show under "Distribution": its assignments with posts, and their states."""
+    from advisor_studio.dbtypes import utcnow
+
+    return {"assignments": package_assignments(package_id), "now": now or utcnow(),
+            "state_of": publication_takedown_state}
 
 
 def overdue_takedowns(now: datetime | None = None, *, limit: int = 50) -> list[Assignment]:
@@ -107,6 +192,7 @@ def overdue_takedowns(now: datetime | None = None, *, limit: int = 50) -> list[A
 
 
 def count_overdue_takedowns(now: datetime | None = None) -> int:
+    """How many assignments ``overdue_takedowns`` would list without its limit."""
     from advisor_studio.distribution.services import takedown_overdue_clause
 
     return db.session.scalar(sa.select(sa.func.count(Assignment.id)).where(takedown_overdue_clause(now))) or 0
