@@ -68,6 +68,7 @@ PAGES = [
     ("/compliance/reviews/{missing}", {"advisor", "compliance"}, 404),
     ("/compliance/reviews/{missing}/rendition.mp4", {"advisor", "compliance"}, 404),
     ("/compliance/integrity", {"compliance"}),
+    ("/compliance/packages/{missing}/evidence.zip", {"compliance", "admin"}, 404),
 ]
 
 
