@@ -213,7 +213,8 @@ def serve_approved_rendition(rendition, audience: Audience, *, file_kind: str = 
 
 def default_filename(rendition, file_kind: str) -> str:
     """The name a saved file gets when the link named none: the package title, else the rendition id."""
-    title = (getattr(rendition.package, "title", None) or "").strip()
+    # Printable characters only: a header value cannot carry a line break or other control character.
+    title = "".join(ch for ch in (getattr(rendition.package, "title", None) or "") if ch.isprintable()).strip()
     base = title[:80] if title else f"rendition-{rendition.id}"
     return f"{base}.mp4" if file_kind == FILE_VIDEO else f"{base}-cover.jpg"
 

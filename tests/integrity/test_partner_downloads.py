@@ -303,3 +303,15 @@ def test_s3_presigned_lifetime_never_outlives_the_apps_own_link(storage_app, ass
 
     query = parse_qs(urlsplit(resp.location).query)
     assert 0 < int(query["X-Amz-Expires"][0]) <= 20
+
+
+def test_link_without_a_file_name_is_saved_under_the_package_title(storage_app, asset):
+    url = link(storage_app, asset.rendition_id, api_audience(asset))
+    with storage_app.app_context():
+        title = db.session.get(Package, asset.package_id).title
+
+    resp = storage_app.test_client().get(url)
+
+    disposition = (resp.headers.get("Content-Disposition") if resp.status_code == 200
+                   else parse_qs(urlsplit(resp.location).query)["response-content-disposition"][0])
+    assert parse_options_header(disposition)[1]["filename"] == f"{title}.mp4"
