@@ -9,7 +9,6 @@ import time
 from types import SimpleNamespace
 
 import pytest
-import requests
 import sqlalchemy as sa
 
 from advisor_studio import audit
@@ -24,23 +23,9 @@ from advisor_studio.integrity.services import truncate_ip
 from advisor_studio.studio.models import Package
 from tests.conftest import signed_in
 from tests.factories import frozen_rows_unlocked
-from tests.integrity.conftest import approved_package, link, package_state, tamper
+from tests.integrity.conftest import approved_package, fetch, link, package_state, tamper
 
 PAYLOAD = os.urandom(3000)
-
-
-def fetch(app, url: str, method: str = "GET", **kwargs):
-    """Follow ``url``; on S3 the app redirects a signed link to a presigned GET, which is followed too."""
-    resp = app.test_client().open(url, method=method, buffered=True, **kwargs)
-    if resp.status_code == 302 and resp.location.startswith("http"):
-        return follow_presigned(resp.location, method, (kwargs.get("headers") or {}).get("Range"))
-    return resp
-
-
-def follow_presigned(location: str, method: str = "GET", byte_range: str | None = None):
-    """What a client gets from S3 (moto over HTTP) for a presigned URL."""
-    answer = requests.request(method, location, headers={"Range": byte_range} if byte_range else {}, timeout=10)
-    return SimpleNamespace(status_code=answer.status_code, data=answer.content, headers=answer.headers)
 
 
 def on_s3(app) -> bool:
