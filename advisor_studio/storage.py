@@ -119,7 +119,8 @@ class Storage(abc.ABC):
         with self.open(key) as src, open(path, "wb") as dst:
             shutil.copyfileobj(src, dst, CHUNK)
 
-    def presigned_url(self, key: str, ttl_seconds: int, filename: str | None = None) -> str | None:
+    def presigned_url(self, key: str, ttl_seconds: int, filename: str | None = None, *,
+                      content_type: str | None = None, cache_control: str | None = None) -> str | None:
         """A direct backend URL valid for ``ttl_seconds``, or None when the backend has none."""
         return None
 
@@ -352,10 +353,15 @@ class S3Storage(Storage):
     def delete_unreferenced(self, key):
         self.client.delete_object(Bucket=self.bucket, Key=_check_key(key))
 
-    def presigned_url(self, key, ttl_seconds, filename=None):
+    def presigned_url(self, key, ttl_seconds, filename=None, *, content_type=None, cache_control=None):
         params = {"Bucket": self.bucket, "Key": _check_key(key)}
         if filename:
             params["ResponseContentDisposition"] = content_disposition(filename)
+        # S3 sends these headers with the object, so the direct response is typed and never cached.
+        if content_type:
+            params["ResponseContentType"] = content_type
+        if cache_control:
+            params["ResponseCacheControl"] = cache_control
         return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=int(ttl_seconds))
 
     def healthcheck(self):

@@ -77,6 +77,7 @@ PAGES = [
     ("/portal/publications", {"mcn"}),
     ("/portal/assets/{missing}", {"mcn"}, 404),
     ("/portal/assets/{missing}/cover.jpg", {"mcn"}, 404),
+    ("/compliance/packages/{missing}/evidence.zip", {"compliance", "admin"}, 404),
 ]
 
 
