@@ -67,8 +67,12 @@ def _sqlite_pragmas(app: Flask) -> None:
 
 
 def _security_headers(app: Flask) -> None:
+    # Signed file links answer with a redirect to a presigned URL when storage is S3: covers and the
+    # in-page player then load from the bucket's origin, which alone is added to the page's sources.
+    direct = app.extensions["storage"].direct_origin() if "storage" in app.extensions else None
+    files = f" {direct}" if direct else ""
     csp = (
-        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
+        f"default-src 'self'; img-src 'self' data: blob:{files}; media-src 'self' blob:{files}; style-src 'self'; "
         "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
     )
 

@@ -108,7 +108,8 @@ def _approved_rendition(assignment):
 
 
 def _audience(assignment) -> Audience:
-    return Audience(partner_id=assignment.partner_id, assignment_id=assignment.id)
+    # The mcn user travels in the link: it dies when they leave the partner, and every follow names them.
+    return Audience(partner_id=assignment.partner_id, assignment_id=assignment.id, user_id=current_user.id)
 
 
 # --- lists -------------------------------------------------------------------------------------------

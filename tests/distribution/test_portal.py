@@ -19,6 +19,7 @@ from advisor_studio.distribution.queries import (
 from advisor_studio.extensions import db
 from tests.conftest import csrf_from, signed_in
 from tests.distribution.portal_helpers import COVER_BYTES, approved_asset, channel, partner_user, withdraw
+from tests.integrity.conftest import follow_presigned
 from tests.studio.test_pages import by_testid, count_queries, html
 
 PARTNER = "星河MCN"
@@ -166,12 +167,21 @@ def test_asset_page_has_player_download_copy_texts_and_the_publication_form(app,
     # The signed link serves exactly the approved bytes; the cover route serves the cover.
     src = re.search(r'src="([^"]+)"', video).group(1)
     got = world["client"].get(src)
-    body = got.get_data()
-    got.close()  # ends the streamed response's context before this test opens its own
+    if got.status_code == 302 and got.location.startswith("http"):  # S3: a presigned GET of at most 60 s
+        assert got.headers["Cache-Control"].startswith("private")
+        got = follow_presigned(got.location)
+        body = got.data
+    else:
+        body = got.get_data()
+        got.close()  # ends the streamed response's context before this test opens its own
     assert got.status_code == 200 and got.headers["Cache-Control"].startswith("private")
     cover = world["client"].get(f"/portal/assets/{world['asset_id']}/cover.jpg")
-    cover_body = cover.get_data()
-    cover.close()
+    if cover.status_code == 302 and cover.location.startswith("http"):  # S3, as above
+        cover = follow_presigned(cover.location)
+        cover_body = cover.data
+    else:
+        cover_body = cover.get_data()
+        cover.close()
     assert cover.status_code == 200 and cover_body == COVER_BYTES
     with app.app_context():
         rendition = db.session.get(Assignment, world["asset_id"]).package.rendition
@@ -423,3 +433,14 @@ def test_asset_and_publication_lists_cost_the_same_queries_for_one_row_or_many(a
     for n, asset_id in enumerate(more):
         publish(client, asset_id, f"https://www.douyin.com/video/6{n}")
     assert costs() == one
+
+
+def test_pages_may_load_media_from_the_buckets_origin_and_nowhere_else(app, world):
+    # On S3 the player and covers follow a redirect to a presigned URL; the page's policy names that
+    # origin alone (local storage serves everything from 'self').
+    csp = world["client"].get("/portal/assets").headers["Content-Security-Policy"]
+    origin = app.extensions["storage"].direct_origin()
+    media = next(part for part in csp.split(";") if part.strip().startswith("media-src")).split()
+    assert media == ["media-src", "'self'", "blob:"] + ([origin] if origin else [])
+    if origin:
+        assert origin.startswith("http") and origin.count("/") == 2
