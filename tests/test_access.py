@@ -68,6 +68,13 @@ PAGES = [
     ("/compliance/reviews/{missing}", {"advisor", "compliance"}, 404),
     ("/compliance/reviews/{missing}/rendition.mp4", {"advisor", "compliance"}, 404),
     ("/compliance/integrity", {"compliance"}),
+    # Distribution administration: admins only; a missing partner or channel answers 404.
+    ("/admin/partners", {"admin"}),
+    ("/admin/partners/new", {"admin"}),
+    ("/admin/partners/{missing}", {"admin"}, 404),
+    ("/admin/channels", {"admin"}),
+    ("/admin/channels/new", {"admin"}),
+    ("/admin/channels/{missing}", {"admin"}, 404),
 ]
 
 
