@@ -30,10 +30,9 @@ class PartnerForm(FlaskForm):
 
 
 class ConfirmReasonForm(FlaskForm):
-    """A security-relevant, destructive action: a reason for the audit trail and an explicit tick."""
+    """A security-relevant, destructive action: a reason for the audit trail and (in subclasses) a tick."""
 
     reason = StringField(_l("Reason"), filters=[_strip], validators=[DataRequired(), Length(max=500)])
-    confirm = BooleanField(_l("I understand the consequences described above."), validators=[DataRequired()])
 
 
 class PartnerDeactivateForm(ConfirmReasonForm):
