@@ -18,7 +18,7 @@ def _strip(value):
 
 
 class PartnerForm(FlaskForm):
-    name = StringField(_l("Name"), filters=[_strip], validators=[DataRequired(), Length(max=120)])
+    name = StringField(_l("Partner name"), filters=[_strip], validators=[DataRequired(), Length(max=120)])
     contact_name = StringField(_l("Contact person"), filters=[_strip], validators=[Optional(), Length(max=120)])
     contact_email = StringField(_l("Contact e-mail"), filters=[_strip], validators=[Optional(), Length(max=254)])
     contact_phone = StringField(_l("Contact phone"), filters=[_strip], validators=[Optional(), Length(max=40)])
