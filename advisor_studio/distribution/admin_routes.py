@@ -28,6 +28,7 @@ from advisor_studio.distribution.forms import (
 from advisor_studio.distribution.models import CHANNEL_PLATFORMS, PLATFORM_LABELS, Channel, Partner, PartnerApiKey
 from advisor_studio.distribution.permissions import can_manage_api_keys, can_manage_channels, can_manage_partners
 from advisor_studio.distribution.routes import bp
+from advisor_studio.distribution.urlsafety import UnsafeURL
 from advisor_studio.errors import DomainError, NotFound
 from advisor_studio.extensions import db
 from advisor_studio.web import query_int, query_page
@@ -40,6 +41,15 @@ def _flash_domain_error(err: DomainError, form) -> None:
         if field in form:
             form[field].errors = [*form[field].errors, why]
     flash(err.message, "danger")
+
+
+def _refused(err: DomainError, partner: Partner | None, form) -> None:
+    """Roll back the refused change; a refused webhook URL (security-relevant) is still audited."""
+    db.session.rollback()
+    if isinstance(err, UnsafeURL):
+        services.record_refused_webhook_url(partner, form.webhook_url.data, actor=current_user, reason=err.message)
+        db.session.commit()
+    _flash_domain_error(err, form)
 
 
 def _active_filter() -> tuple[str, bool | None]:
@@ -79,8 +89,7 @@ def partner_new():
             partner, raw_key = services.create_partner(
                 form.name.data, actor=current_user, **{f: form[f].data for f in _PARTNER_FIELDS if f != "name"})
         except DomainError as err:
-            db.session.rollback()
-            _flash_domain_error(err, form)
+            _refused(err, None, form)
             return render_template("distribution/admin/partner_new.html", form=form), err.status
         db.session.commit()
         return _shown_once("distribution/admin/key_once.html", partner=partner, raw_key=raw_key, created=True)
@@ -120,8 +129,7 @@ def partner(partner_id: int):
             changes = services.update_partner(partner, actor=current_user,
                                               **{f: form[f].data for f in _PARTNER_FIELDS})
         except DomainError as err:
-            db.session.rollback()
-            _flash_domain_error(err, form)
+            _refused(err, partner, form)
             return _render_partner(partner, form, err.status)
         db.session.commit()
         flash(_("Changes saved.") if changes else _("Nothing changed."), "success" if changes else "info")

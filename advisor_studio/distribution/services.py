@@ -164,6 +164,12 @@ def update_partner(partner: Partner, *, actor, name, contact_name=None, contact_
     return changes
 
 
+def record_refused_webhook_url(partner: Partner | None, url, *, actor, reason: str) -> None:
+    """Audit a webhook URL refused at save (a possible SSRF probe); the caller commits it after rolling back."""
+    audit.record("partner.webhook_url_refused", "partner", partner.id if partner is not None else "-", actor=actor,
+                 details={"url": str(url or "")[:500], "reason": reason[:REASON_MAX]})
+
+
 def set_partner_active(partner: Partner, active: bool, *, actor, reason: str = "") -> Partner:
     """(De)activate a partner. Inactive: its keys answer 401, its download links 410 and it gets no new assets."""
     reason = (reason or "").strip() if isinstance(reason, str) else ""

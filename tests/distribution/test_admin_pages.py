@@ -150,6 +150,10 @@ def test_production_config_refuses_webhook_urls_to_internal_addresses(app_factor
     with app.app_context():
         assert db.session.get(Partner, partner_id).webhook_url == PUBLIC_HTTPS  # nothing changed
         assert db.session.scalar(sa.select(Partner).where(Partner.name == "新机构")) is None
+        refused = db.session.scalars(sa.select(AuditEntry).where(
+            AuditEntry.action == "partner.webhook_url_refused").order_by(AuditEntry.seq)).all()
+        assert [(e.object_id, e.details["url"]) for e in refused] == [(str(partner_id), url), ("-", url)]
+        assert refused[0].actor_id == users["admin"].id
 
 
 def test_production_config_accepts_https_to_a_public_address(app_factory, users):
