@@ -120,15 +120,6 @@ def _unique_name_or_conflict(name: str, partner: Partner | None = None) -> None:
                        code="duplicate_partner")
 
 
-def _flush_unique(message: str, fields: dict, code: str) -> None:
-    """Flush; a unique index that fires (a concurrent insert got there first) becomes the same Conflict."""
-    try:
-        with db.session.begin_nested():
-            db.session.flush()
-    except sa.exc.IntegrityError:
-        raise Conflict(message, fields=fields, code=code) from None
-
-
 def create_partner(name: str, channels=(), *, actor, webhook_url: str | None = None, contact_name=None,
                    contact_email=None, contact_phone=None, key_label: str | None = None) -> tuple[Partner, str]:
     """Create a partner with channels; return it and its first API key (shown once)."""
@@ -138,8 +129,10 @@ def create_partner(name: str, channels=(), *, actor, webhook_url: str | None = N
     _unique_name_or_conflict(name)
     partner = Partner(name=name, webhook_url=webhook_url, webhook_secret=secrets.token_urlsafe(32), **contacts)
     db.session.add(partner)
-    _flush_unique(_("A partner named %(name)s already exists.", name=name), {"name": _("duplicate")},
-                  "duplicate_partner")
+    # No savepoint around this flush: releasing one fires the session's after_commit, which would send
+    # tasks queued by tasks_util.enqueue_after_commit before the real commit. A concurrent insert of the
+    # same name fails on the unique index instead, and errors.py answers that with a 409.
+    db.session.flush()
     for spec in channels:
         add_channel(partner, *parse_channel(spec), actor=actor)
     audit.record("partner.created", "partner", partner.id, actor=actor,
@@ -157,8 +150,7 @@ def update_partner(partner: Partner, *, actor, name, contact_name=None, contact_
                if getattr(partner, field) != value}
     for field, (_old, value) in changes.items():
         setattr(partner, field, value)
-    _flush_unique(_("A partner named %(name)s already exists.", name=values["name"]), {"name": _("duplicate")},
-                  "duplicate_partner")
+    db.session.flush()  # a concurrent rename to the same name: the unique index, a 409 (see create_partner)
     if changes:
         audit.record("partner.updated", "partner", partner.id, actor=actor, details=changes)
     return changes
@@ -208,7 +200,7 @@ def add_channel(partner: Partner, platform: str, handle: str, *, actor, follower
         raise Conflict(message, fields={"handle": _("already exists on this platform")}, code="duplicate_channel")
     channel = Channel(partner_id=partner.id, platform=platform, handle=handle, follower_count=follower_count)
     db.session.add(channel)
-    _flush_unique(message, {"handle": _("already exists on this platform")}, "duplicate_channel")
+    db.session.flush()  # a concurrent duplicate: the unique index, a 409 (see create_partner)
     audit.record("channel.created", "channel", channel.id, actor=actor,
                  details={"partner_id": partner.id, "platform": platform, "handle": handle,
                           "follower_count": follower_count})

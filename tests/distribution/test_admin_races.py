@@ -93,3 +93,16 @@ def test_admins_linking_one_mcn_user_to_two_partners_at_once_link_it_to_one(app,
         with app.app_context():
             assert db.session.get(User, member_id).partner_id == ids[statuses.index(302)]
             assert _count("user.partner_changed") == round_ + 1
+
+
+def test_admins_adding_one_channel_at_once_add_it_once(app, admins):
+    with app.app_context():
+        partner, _key = services.create_partner("蓝海MCN", [], actor="test")
+        db.session.commit()
+        partner_id = partner.id
+    for round_ in range(ROUNDS):
+        data = {"partner_id": partner_id, "platform": "douyin", "handle": f"@same{round_}"}
+        statuses = race(*[_poster(c, "/admin/channels/new", data, "/admin/channels/new") for c in admins])
+        assert sorted(statuses) == [302] + [409] * (ADMINS - 1)
+        with app.app_context():
+            assert _count("channel.created") == round_ + 1
