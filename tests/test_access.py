@@ -78,6 +78,13 @@ PAGES = [
     ("/portal/assets/{missing}", {"mcn"}, 404),
     ("/portal/assets/{missing}/cover.jpg", {"mcn"}, 404),
     ("/compliance/packages/{missing}/evidence.zip", {"compliance", "admin"}, 404),
+    # Distribution administration: admins only; a missing partner or channel answers 404.
+    ("/admin/partners", {"admin"}),
+    ("/admin/partners/new", {"admin"}),
+    ("/admin/partners/{missing}", {"admin"}, 404),
+    ("/admin/channels", {"admin"}),
+    ("/admin/channels/new", {"admin"}),
+    ("/admin/channels/{missing}", {"admin"}, 404),
 ]
 
 

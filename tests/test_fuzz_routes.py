@@ -29,6 +29,7 @@ from advisor_studio.access import ROLES, access_rule
 from advisor_studio.accounts.models import User
 from advisor_studio.compliance import services as compliance
 from advisor_studio.compliance.models import LexiconRule, Review
+from advisor_studio.distribution.models import Channel, Partner, PartnerApiKey
 from advisor_studio.extensions import db
 from advisor_studio.studio.models import Package, Script
 from advisor_studio.video.models import Rendition
@@ -166,6 +167,9 @@ def make_world(app, users) -> SimpleNamespace:
             "rendition_id": list(db.session.scalars(sa.select(Rendition.id))),
             "rule_id": list(db.session.scalars(sa.select(LexiconRule.id).limit(5))),
             "user_id": [v.id for v in victims],
+            "partner_id": list(db.session.scalars(sa.select(Partner.id))),
+            "channel_id": list(db.session.scalars(sa.select(Channel.id))),
+            "key_id": list(db.session.scalars(sa.select(PartnerApiKey.id))),
         }
         advisor = db.session.get(User, users["advisor"].id)
         body = legal_script_body(advisor)
@@ -223,6 +227,17 @@ def base_forms(body: str, comment_id: int, manifest: str, channel_id: int, login
                            "channels": str(channel_id), "cover_time_s": "1.5", "title_card": "y",
                            "subtitles": GOOD_SRT.encode()},
         "video.upload": {"video": b"\x00\x00\x00\x18ftypmp42"},
+        "distribution.partner_new": {"name": "新机构", "contact_name": "李", "contact_email": "li@example.com",
+                                     "contact_phone": "+86 10 1234", "webhook_url": "https://93.184.216.34/h"},
+        "distribution.partner": {"name": "星河MCN", "contact_email": "x@example.com", "webhook_url": ""},
+        "distribution.partner_deactivate": confirm,
+        "distribution.partner_secret": {"confirm": "y"},
+        "distribution.key_issue": {"label": "发布系统"},
+        "distribution.key_revoke": confirm,
+        "distribution.member_link": {"user_id": str(login_user.id)},
+        "distribution.channel_new": {"partner_id": "1", "platform": "other", "handle": "@fuzz",
+                                     "follower_count": "10"},
+        "distribution.channel_edit": {"follower_count": "10", "active": "y"},
         "video.disclaimer": {"text": "投资有风险，入市需谨慎"},
     }
 
@@ -290,7 +305,8 @@ def test_no_get_route_answers_5xx_for_any_path_query_or_range(app, users):
 
 # Run last: each of these ends what the others work on (archived, withdrawn, decided, signed out).
 FINAL_ENDPOINTS = ("accounts.logout", "accounts.user_deactivate", "compliance.decide", "compliance.withdraw",
-                   "compliance.rule_remove", "studio.script_archive", "studio.package_archive")
+                   "compliance.rule_remove", "studio.script_archive", "studio.package_archive",
+                   "distribution.partner_deactivate", "distribution.key_revoke")
 
 
 def test_no_form_answers_5xx_for_any_field_value(app, users):

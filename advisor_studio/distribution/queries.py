@@ -196,3 +196,72 @@ def count_overdue_takedowns(now: datetime | None = None) -> int:
     from advisor_studio.distribution.services import takedown_overdue_clause
 
     return db.session.scalar(sa.select(sa.func.count(Assignment.id)).where(takedown_overdue_clause(now))) or 0
+
+
+# --- admin pages: partners, channels, keys, members ---------------------------------------------------
+
+def partners_page(*, q: str = "", active: bool | None = None, page: int = 1, per_page: int = 25):
+    """Partners by name (a case-insensitive substring search), with their channel and key counts."""
+    from advisor_studio.distribution.models import Partner
+
+    stmt = sa.select(Partner).order_by(Partner.name, Partner.id)
+    if q:
+        stmt = stmt.where(sa.func.lower(Partner.name).contains(q.lower(), autoescape=True))
+    if active is not None:
+        stmt = stmt.where(Partner.active.is_(active))
+    return db.paginate(stmt.options(so.selectinload(Partner.channels)), page=page, per_page=per_page,
+                       error_out=False)
+
+
+def channels_page(*, partner_id: int | None = None, platform: str | None = None, active: bool | None = None,
+                  page: int = 1, per_page: int = 25):
+    """Channels with their partner, filtered, by partner name then platform and handle."""
+    from advisor_studio.distribution.models import Partner
+
+    stmt = (sa.select(Channel).join(Channel.partner).options(so.contains_eager(Channel.partner))
+            .order_by(Partner.name, Channel.platform, Channel.handle, Channel.id))
+    if partner_id is not None:
+        stmt = stmt.where(Channel.partner_id == partner_id)
+    if platform:
+        stmt = stmt.where(Channel.platform == platform)
+    if active is not None:
+        stmt = stmt.where(Channel.active.is_(active))
+    return db.paginate(stmt, page=page, per_page=per_page, error_out=False)
+
+
+def partner_choices() -> list[tuple[int, str]]:
+    """(id, name) of every partner, by name, for select boxes."""
+    from advisor_studio.distribution.models import Partner
+
+    return [(row.id, row.name) for row in db.session.execute(sa.select(Partner.id, Partner.name)
+                                                             .order_by(Partner.name, Partner.id))]
+
+
+def partner_keys(partner_id: int) -> list:
+    """A partner's API keys, newest first, as (key, issued by, revoked by) with the users' names or None."""
+    from advisor_studio.accounts.models import User
+    from advisor_studio.distribution.models import PartnerApiKey
+
+    issuer, revoker = so.aliased(User), so.aliased(User)
+    return db.session.execute(
+        sa.select(PartnerApiKey, issuer.name, revoker.name)
+        .outerjoin(issuer, issuer.id == PartnerApiKey.created_by_id)
+        .outerjoin(revoker, revoker.id == PartnerApiKey.revoked_by_id)
+        .where(PartnerApiKey.partner_id == partner_id).order_by(PartnerApiKey.id.desc())).all()
+
+
+def partner_members(partner_id: int) -> list:
+    """The users who work for a partner, by name."""
+    from advisor_studio.accounts.models import User
+
+    return db.session.scalars(sa.select(User).where(User.partner_id == partner_id).order_by(User.name, User.id)).all()
+
+
+def linkable_mcn_users() -> list:
+    """Active mcn users who belong to no partner yet: the candidates of a partner's members section."""
+    from advisor_studio.accounts.models import User, UserRole
+
+    return db.session.scalars(
+        sa.select(User).where(User.partner_id.is_(None), User.active.is_(True),
+                              User.id.in_(sa.select(UserRole.user_id).where(UserRole.role == "mcn")))
+        .order_by(User.name, User.id)).all()
