@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 
 from advisor_studio.distribution.models import (
     ASSET_ENDED_STATUSES,
+    ASSET_READY,
     ASSET_STATUSES,
     Assignment,
     Channel,
@@ -265,3 +266,15 @@ def linkable_mcn_users() -> list:
         sa.select(User).where(User.partner_id.is_(None), User.active.is_(True),
                               User.id.in_(sa.select(UserRole.user_id).where(UserRole.role == "mcn")))
         .order_by(User.name, User.id)).all()
+
+
+def partner_landing(partner_id: int, now: datetime | None = None) -> dict:
+    """The mcn landing card: assets waiting to be published, posts to take down and how many are overdue."""
+    def posts(state: str) -> int:
+        return db.session.scalar(
+            sa.select(sa.func.count(Publication.id)).join(Assignment, Assignment.id == Publication.assignment_id)
+            .where(Publication.partner_id == partner_id, publication_state_clause(state, now))) or 0
+
+    outstanding, overdue = posts(TAKEDOWN_OUTSTANDING), posts(TAKEDOWN_OVERDUE)
+    return {"ready": partner_status_counts(partner_id)[ASSET_READY], "to_take_down": outstanding + overdue,
+            "overdue": overdue}

@@ -31,7 +31,6 @@ from advisor_studio.distribution.models import (
     EVENT_TAKEDOWN_OVERDUE,
     EVENT_WITHDRAWN,
     PLATFORM_LABELS,
-    PLATFORMS,
     Assignment,
     Channel,
     Partner,
@@ -55,9 +54,9 @@ def parse_channel(spec: str) -> tuple[str, str]:
     """'douyin:@handle' -> ('douyin', '@handle'), with a clear error for anything else."""
     platform, sep, handle = (spec or "").partition(":")
     platform, handle = platform.strip().lower(), handle.strip()
-    if not sep or platform not in PLATFORMS or not handle or len(handle) > 120:
-        raise ValidationError(_("Channel must be PLATFORM:HANDLE with PLATFORM one of %(p)s.", p=", ".join(PLATFORMS)),
-                              fields={"channel": spec})
+    if not sep or platform not in CHANNEL_PLATFORMS or not handle or len(handle) > 120:
+        raise ValidationError(_("Channel must be PLATFORM:HANDLE with PLATFORM one of %(p)s.",
+                                p=", ".join(CHANNEL_PLATFORMS)), fields={"channel": spec})
     return platform, handle
 
 

@@ -444,3 +444,33 @@ def test_pages_may_load_media_from_the_buckets_origin_and_nowhere_else(app, worl
     assert media == ["media-src", "'self'", "blob:"] + ([origin] if origin else [])
     if origin:
         assert origin.startswith("http") and origin.count("/") == 2
+
+
+def test_mcn_landing_counts_assets_to_publish_and_posts_to_take_down(app, users):
+    from advisor_studio.distribution import services
+    from tests.conftest import record_of
+    from tests.factories import make_user
+
+    with app.app_context():
+        loner = record_of(make_user("mcn"))
+        db.session.commit()
+    assert by_testid(signed_in(app, loner).get("/"), "landing-mcn-unlinked")
+    user = partner_user(app, "落地页MCN")
+    first = channel(app, "落地页MCN")
+    package_id, (asset_id,) = approved_asset(app, users, [first])
+    approved_asset(app, users, [channel(app, "落地页MCN")], title="长期投资的逻辑")
+    client = signed_in(app, user)
+    assert 'data-count="2"' in by_testid(client.get("/"), "landing-mcn-ready")[0]
+    with app.app_context():
+        services.report_publication(db.session.get(Assignment, asset_id), platform="douyin",
+                                    post_url="https://www.douyin.com/video/42", published_at=datetime.now(UTC),
+                                    actor="test")
+        db.session.commit()
+    withdraw(app, users, package_id)
+    card = by_testid(client.get("/"), "landing-mcn-takedowns")[0]
+    assert 'data-count="1"' in card and 'data-overdue="0"' in card and "state=outstanding" in card
+    with app.app_context():
+        db.session.get(Assignment, asset_id).takedown_due_at = datetime.now(UTC) - timedelta(minutes=1)
+        db.session.commit()
+    card = by_testid(client.get("/"), "landing-mcn-takedowns")[0]
+    assert 'data-count="1"' in card and 'data-overdue="1"' in card and "state=overdue" in card
