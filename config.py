@@ -93,6 +93,12 @@ class Config:
         # addresses, checked at save and again at every send (server-side request forgery).
         self.WEBHOOK_ALLOW_PRIVATE = _env("WEBHOOK_ALLOW_PRIVATE", self.DEFAULT_WEBHOOK_ALLOW_PRIVATE).lower() in (
             "1", "true", "yes")
+        # Failed webhook deliveries are retried after a random wait (full jitter) up to
+        # BASE * 2^(n-1) seconds, at most CAP seconds, for RETRY_HOURS after the run started; then failed.
+        self.WEBHOOK_RETRY_BASE_SECONDS = _env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)
+        self.WEBHOOK_RETRY_CAP_SECONDS = _env_int("WEBHOOK_RETRY_CAP_SECONDS", 3600)
+        self.WEBHOOK_RETRY_HOURS = _env_int("WEBHOOK_RETRY_HOURS", 24)
+        self.WEBHOOK_TIMEOUT_SECONDS = _env_int("WEBHOOK_TIMEOUT_SECONDS", 10)  # connect and read, per attempt
         # How often every stored file of every live approval is re-hashed (celery beat), in seconds.
         self.INTEGRITY_VERIFY_INTERVAL_SECONDS = _env_int("INTEGRITY_VERIFY_INTERVAL_SECONDS", 86400)
         # A byte range is served only if the file was fully verified this recently and is unchanged since
@@ -110,6 +116,8 @@ class Config:
         self.REVIEW_SLA_HOURS = {"script": _env_int("REVIEW_SLA_HOURS_SCRIPT", 24),
                                  "package": _env_int("REVIEW_SLA_HOURS_PACKAGE", 48)}
         self.RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
+        # Requests per partner API key (Flask-Limiter syntax); 429 in the contract's error shape beyond it.
+        self.PARTNER_API_RATE_LIMIT = _env("PARTNER_API_RATE_LIMIT", "600 per minute")
         # Per (email, address): a guesser at one address is slowed without touching the user elsewhere.
         self.LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", self.DEFAULT_LOGIN_RATE_LIMIT)
         # Per address across all emails (credential stuffing); generous so a shared office NAT still works.

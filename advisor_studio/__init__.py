@@ -67,8 +67,12 @@ def _sqlite_pragmas(app: Flask) -> None:
 
 
 def _security_headers(app: Flask) -> None:
+    # Signed file links answer with a redirect to a presigned URL when storage is S3: covers and the
+    # in-page player then load from the bucket's origin, which alone is added to the page's sources.
+    direct = app.extensions["storage"].direct_origin() if "storage" in app.extensions else None
+    files = f" {direct}" if direct else ""
     csp = (
-        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
+        f"default-src 'self'; img-src 'self' data: blob:{files}; media-src 'self' blob:{files}; style-src 'self'; "
         "script-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
     )
 
@@ -167,6 +171,9 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(redirect_bp)
     app.register_blueprint(referrals_api_bp)
     app.register_blueprint(sharing_bp)
+    from advisor_studio.distribution import api as partner_api
+
+    partner_api.init_app(app)
 
     _import_models()
     from advisor_studio import cli
@@ -203,6 +210,7 @@ def _import_models() -> None:
     from advisor_studio.compliance import tasks as compliance_tasks  # noqa: F401
     from advisor_studio.core import tasks  # noqa: F401  (registers the tasks with Celery)
     from advisor_studio.distribution import models as distribution_models  # noqa: F401
+    from advisor_studio.distribution import tasks as distribution_tasks  # noqa: F401
     from advisor_studio.integrity import models as integrity_models  # noqa: F401
     from advisor_studio.integrity import tasks as integrity_tasks  # noqa: F401
     from advisor_studio.referrals import models as referrals_models  # noqa: F401

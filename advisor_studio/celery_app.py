@@ -77,6 +77,10 @@ def celery_init_app(app: Flask) -> Celery:
             "drain-clicks": {"task": "advisor_studio.referrals.drain_clicks",
                              "schedule": float(app.config.get("CLICK_DRAIN_INTERVAL_SECONDS") or 1.0),
                              "options": {"expires": 10}},
+            # Webhook retries come due by the minute; overdue take-downs are raised in the same sweep.
+            # A sweep still queued when the next is due is dropped (expires), so a backlog does not pile up.
+            "webhook-sweep": {"task": "advisor_studio.distribution.sweep_webhooks", "schedule": 60.0,
+                              "options": {"expires": 55}},
             "audit-verify": {"task": "advisor_studio.core.verify_audit_chain",
                              "schedule": float(app.config.get("AUDIT_VERIFY_INTERVAL_SECONDS") or 86400)},
         },

@@ -123,6 +123,11 @@ def seed_demo():
 
     compliance.ensure_default_lexicon("seed-demo")
     partner, api_key = demo.ensure_partner()
+    mcn_user = account_services.find_user_by_email(next(s["email"] for s in DEMO_USERS if s["role"] == "mcn"))
+    if mcn_user.partner_id != partner.id:
+        from advisor_studio.distribution import services as distribution
+
+        distribution.set_user_partner(mcn_user, partner, actor="seed-demo")
     db.session.commit()
     by_role = {spec["role"]: spec["email"] for spec in DEMO_USERS}
     demo.ensure_groups(by_role["advisor"])  # before the approval, so its sharing task has a link per group

@@ -111,8 +111,9 @@ def error_response(status: int, message: str | None = None, code: str | None = N
     """Render one error as JSON or as the friendly HTML page for ``status``."""
     if wants_json():
         body = {"error": {"code": code or str(status), "message": str(message or TITLES.get(status, ""))}}
-        if fields:
-            body["error"]["fields"] = fields
+        if fields or request.path.startswith("/api/"):
+            # The APIs of contract.md always carry "fields" (possibly empty), routing errors included.
+            body["error"]["fields"] = fields or {}
         return make_response(jsonify(body), status)
     html = render_template(
         "errors/error.html",

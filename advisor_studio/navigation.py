@@ -23,6 +23,7 @@ MENU = [
     ("admin", _l("Users"), "accounts.users"),
     ("admin", _l("Partners"), "distribution.partners"),
     ("admin", _l("Channels"), "distribution.channels"),
+    ("admin", _l("Webhooks"), "distribution.webhooks_log"),
     ("admin", _l("Groups"), "referrals.admin_groups"),
     ("admin", _l("Analytics"), "analytics.overview"),
     ("admin", _l("Leaderboard"), "analytics.leaderboard"),

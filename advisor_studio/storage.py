@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from flask import Flask, current_app, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -119,8 +119,13 @@ class Storage(abc.ABC):
         with self.open(key) as src, open(path, "wb") as dst:
             shutil.copyfileobj(src, dst, CHUNK)
 
-    def presigned_url(self, key: str, ttl_seconds: int, filename: str | None = None) -> str | None:
+    def presigned_url(self, key: str, ttl_seconds: int, filename: str | None = None, *,
+                      content_type: str | None = None, cache_control: str | None = None) -> str | None:
         """A direct backend URL valid for ``ttl_seconds``, or None when the backend has none."""
+        return None
+
+    def direct_origin(self) -> str | None:
+        """The origin (scheme://host[:port]) of presigned URLs, which pages must allow to load media from."""
         return None
 
     def sha256_of(self, key: str) -> str:
@@ -352,11 +357,23 @@ class S3Storage(Storage):
     def delete_unreferenced(self, key):
         self.client.delete_object(Bucket=self.bucket, Key=_check_key(key))
 
-    def presigned_url(self, key, ttl_seconds, filename=None):
+    def presigned_url(self, key, ttl_seconds, filename=None, *, content_type=None, cache_control=None):
         params = {"Bucket": self.bucket, "Key": _check_key(key)}
         if filename:
             params["ResponseContentDisposition"] = content_disposition(filename)
+        # S3 sends these headers with the object, so the direct response is typed and never cached.
+        if content_type:
+            params["ResponseContentType"] = content_type
+        if cache_control:
+            params["ResponseCacheControl"] = cache_control
         return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=int(ttl_seconds))
+
+    def direct_origin(self):
+        # Signing is local (no request): the origin every presigned URL of this bucket starts with.
+        parts = urlsplit(self.client.generate_presigned_url("get_object", Params={"Bucket": self.bucket,
+                                                                                  "Key": "origin-probe"},
+                                                            ExpiresIn=1))
+        return f"{parts.scheme}://{parts.netloc}"
 
     def healthcheck(self):
         try:

@@ -87,6 +87,23 @@ PAGES = [
     # Sharing tasks: the advisor's own (per object in tests/referrals/test_sharing_tasks.py).
     ("/referrals/tasks", {"advisor"}),
     ("/referrals/tasks/{missing}", {"advisor"}, 404),
+    # Webhook deliveries: admin only; a missing event answers 404.
+    ("/admin/webhooks", {"admin"}),
+    ("/admin/webhooks/{missing}", {"admin"}, 404),
+    # MCN portal: mcn users only (an mcn user without a partner gets an explanation page); assets are
+    # per partner (tests/distribution/test_portal_isolation.py), so a missing one answers 404.
+    ("/portal/assets", {"mcn"}),
+    ("/portal/publications", {"mcn"}),
+    ("/portal/assets/{missing}", {"mcn"}, 404),
+    ("/portal/assets/{missing}/cover.jpg", {"mcn"}, 404),
+    ("/compliance/packages/{missing}/evidence.zip", {"compliance", "admin"}, 404),
+    # Distribution administration: admins only; a missing partner or channel answers 404.
+    ("/admin/partners", {"admin"}),
+    ("/admin/partners/new", {"admin"}),
+    ("/admin/partners/{missing}", {"admin"}, 404),
+    ("/admin/channels", {"admin"}),
+    ("/admin/channels/new", {"admin"}),
+    ("/admin/channels/{missing}", {"admin"}, 404),
 ]
 
 
@@ -146,3 +163,14 @@ def test_second_sign_in_step_is_public_but_grants_nothing_without_a_password_ste
     resp = client.get("/login/verify")
     assert resp.status_code == 302 and resp.headers["Location"].startswith("/login")
     assert client.get("/").status_code == 302
+
+
+@pytest.mark.parametrize("role", ["anonymous", "advisor", "compliance", "mcn", "admin"])
+def test_partner_api_takes_keys_not_sessions_and_its_docs_are_public(app, users, role):
+    client = app.test_client() if role == "anonymous" else signed_in(app, users[role])
+    for path in ("/api/v1/partner/assets", "/api/v1/partner/assets/1"):
+        resp = client.get(path)
+        assert resp.status_code == 401 and resp.json["error"]["code"] == "unauthorized", path
+    assert client.post("/api/v1/partner/assets/1/publications", json={}).status_code == 401
+    assert client.get("/api/v1/openapi.json").status_code == 200
+    assert client.get("/api/docs").status_code == 200

@@ -127,7 +127,15 @@ def test_seed_demo_is_idempotent_and_prints_logins(app):
         assert package.status == "approved" and package.channels
         rendition = db.session.get(Rendition, package.rendition_id)
         assert rendition.status == "ready" and (rendition.width, rendition.height) == (1080, 1920)
-        assert distribution.partner_for_api_key(keys[0]) is not None
+        partner = distribution.partner_for_api_key(keys[0])
+        assert partner is not None
+        # The demo partner's assets are there for its mcn user to see in the portal and the API.
+        from advisor_studio.accounts.models import User
+        from advisor_studio.distribution.models import Assignment
+
+        mcn = db.session.scalar(sa.select(User).where(User.email == next(p[2] for p in lines if p[1] == "mcn")))
+        assert mcn.partner_id == partner.id
+        assert db.session.scalars(sa.select(Assignment.status).where(Assignment.partner_id == partner.id)).all()
         entries = db.session.scalar(sa.select(sa.func.count()).select_from(AuditEntry))
     second = run_flask(app, "seed-demo")
     assert second.returncode == 0, second.stderr

@@ -16,6 +16,7 @@ import os
 import re
 import zlib
 from collections import Counter
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from urllib.parse import quote, urlencode
 
@@ -28,6 +29,7 @@ from advisor_studio.access import ROLES, access_rule
 from advisor_studio.accounts.models import User
 from advisor_studio.compliance import services as compliance
 from advisor_studio.compliance.models import LexiconRule, Review
+from advisor_studio.distribution.models import Channel, Partner, PartnerApiKey
 from advisor_studio.extensions import db
 from advisor_studio.referrals import groups as referral_groups
 from advisor_studio.referrals import services as referrals
@@ -155,8 +157,18 @@ def make_world(app, users) -> SimpleNamespace:
         referral_links = [referrals.create_link(owner=advisor, actor=advisor, group=group,
                                                 destination="https://kaihu.example.com/open"),
                           referrals.create_link(owner=advisor, actor=advisor, destination="https://kaihu.example.com/")]
+        # The mcn user works for the partner of the approved package, so portal forms reach the services.
+        from advisor_studio.distribution import services as distribution
+        from advisor_studio.distribution.models import Assignment
+
+        asset = db.session.scalars(sa.select(Assignment).order_by(Assignment.id)).first()
+        db.session.get(User, users["mcn"].id).partner_id = asset.partner_id
+        publication = distribution.report_publication(
+            asset, platform=asset.channel.platform, post_url="https://www.douyin.com/video/1",
+            published_at=datetime.now(UTC), actor="test")
         db.session.commit()
         ids = {
+            "asset_id": list(db.session.scalars(sa.select(Assignment.id))),
             "script_id": list(db.session.scalars(sa.select(Script.id))),
             "package_id": list(db.session.scalars(sa.select(Package.id))),
             "review_id": list(db.session.scalars(sa.select(Review.id))),
@@ -165,18 +177,26 @@ def make_world(app, users) -> SimpleNamespace:
             "user_id": [v.id for v in victims],
             "group_id": [group.id],
             "link_id": [link.id for link in referral_links],
+            "partner_id": list(db.session.scalars(sa.select(Partner.id))),
+            "channel_id": list(db.session.scalars(sa.select(Channel.id))),
+            "key_id": list(db.session.scalars(sa.select(PartnerApiKey.id))),
         }
         advisor = db.session.get(User, users["advisor"].id)
         body = legal_script_body(advisor)
         comment_id = comment.id
+        publication_id = publication.id
     clients = {"anonymous": app.test_client()}
     for role in ROLES:
         clients[role] = signed_in(app, users[role])
     tokens = {role: csrf_from(client.get("/login" if role == "anonymous" else "/account/password")
                               .get_data(as_text=True)) for role, client in clients.items()}
     manifest = manifest_from(clients["compliance"].get(f"/compliance/reviews/{review_id}").get_data(as_text=True))
-    return SimpleNamespace(ids=ids, clients=clients, tokens=tokens, login_user=login_user,
-                           forms=base_forms(body, comment_id, manifest, channel_id, login_user))
+    forms = base_forms(body, comment_id, manifest, channel_id, login_user)
+    forms["distribution.publish"] = {"post_url": "https://www.douyin.com/video/2",
+                                     "published_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")}
+    forms["distribution.takedown"] = {"publication_id": str(publication_id), "confirm": "y",
+                                      "removed_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")}
+    return SimpleNamespace(ids=ids, clients=clients, tokens=tokens, login_user=login_user, forms=forms)
 
 
 def base_forms(body: str, comment_id: int, manifest: str, channel_id: int, login_user) -> dict[str, dict]:
@@ -208,6 +228,8 @@ def base_forms(body: str, comment_id: int, manifest: str, channel_id: int, login
                                       "note": "导入"},
         "compliance.lexicon_try": {"text": "保本稳赚", "platform": "douyin"},
         "core.set_language": {"next": "/studio/"},
+        "distribution.webhook_resend": {"confirm": "y"},
+        "distribution.webhook_test": {"partner_id": "1"},
         "studio.script_new": script,
         "studio.script": script,
         "studio.script_precheck": script,
@@ -227,6 +249,17 @@ def base_forms(body: str, comment_id: int, manifest: str, channel_id: int, login
         "referrals.link_replace": link,
         "referrals.link_bulk": {**link, "target": "groups"},
         "referrals.link_toggle": {"enabled": "0", "confirm": "y"},
+        "distribution.partner_new": {"name": "新机构", "contact_name": "李", "contact_email": "li@example.com",
+                                     "contact_phone": "+86 10 1234", "webhook_url": "https://93.184.216.34/h"},
+        "distribution.partner": {"name": "星河MCN", "contact_email": "x@example.com", "webhook_url": ""},
+        "distribution.partner_deactivate": confirm,
+        "distribution.partner_secret": {"confirm": "y"},
+        "distribution.key_issue": {"label": "发布系统"},
+        "distribution.key_revoke": confirm,
+        "distribution.member_link": {"user_id": str(login_user.id)},
+        "distribution.channel_new": {"partner_id": "1", "platform": "other", "handle": "@fuzz",
+                                     "follower_count": "10"},
+        "distribution.channel_edit": {"follower_count": "10", "active": "y"},
         "video.disclaimer": {"text": "投资有风险，入市需谨慎"},
     }
 
@@ -295,7 +328,8 @@ def test_no_get_route_answers_5xx_for_any_path_query_or_range(app, users):
 # Run last: each of these ends what the others work on (archived, withdrawn, decided, signed out).
 FINAL_ENDPOINTS = ("accounts.logout", "accounts.user_deactivate", "compliance.decide", "compliance.withdraw",
                    "compliance.rule_remove", "studio.script_archive", "studio.package_archive",
-                   "referrals.group_archive", "referrals.link_toggle")
+                   "referrals.group_archive", "referrals.link_toggle",
+                   "distribution.partner_deactivate", "distribution.key_revoke")
 
 
 def test_no_form_answers_5xx_for_any_field_value(app, users):

@@ -10,6 +10,7 @@ from wtforms import (
     EmailField,
     PasswordField,
     SelectChoice,
+    SelectField,
     SelectMultipleField,
     StringField,
     TextAreaField,
@@ -54,9 +55,19 @@ class UserCreateForm(FlaskForm):
     bio = TextAreaField(_l("Bio"), validators=[Optional(), Length(max=2000)])
 
 
+def _optional_id(value):
+    """"" (no choice) -> None; a select's value otherwise an int (ValueError makes it an invalid choice)."""
+    if value is None or value == "":
+        return None
+    return int(value)
+
+
 class UserEditForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=NAME_MAX)])
     roles = MultiCheckboxField(_l("Roles"), choices=_role_choices(), validators=[DataRequired()])
+    # MCN users only; the view fills the choices with the partners (distribution.queries.partner_choices).
+    partner_id = SelectField(_l("Partner"), coerce=_optional_id, choices=[], validators=[Optional()],
+                             description=_l("The MCN agency this user works for; they see only its assets."))
     real_name = StringField(_l("Real name (shown on videos)"), validators=[Optional(), Length(max=NAME_MAX)])
     sac_number = StringField(_l("SAC registration no."), validators=[Optional(), Length(max=14)])
     bio = TextAreaField(_l("Bio"), validators=[Optional(), Length(max=2000)])

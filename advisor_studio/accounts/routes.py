@@ -321,7 +321,27 @@ def user_new():
     return render_template("accounts/user_form.html", form=form, user=None), status
 
 
+def _with_partner_choices(form):
+    from advisor_studio.distribution.queries import partner_choices
+
+    form.partner_id.choices = [("", _("— no partner —")), *partner_choices()]
+    return form
+
+
+def _update_partner_membership(user: User, partner_id: int | None) -> None:
+    """An mcn user's partner follows the select; a user without the mcn role belongs to none."""
+    from advisor_studio.distribution import services as distribution
+    from advisor_studio.distribution.models import Partner
+
+    partner = db.session.get(Partner, partner_id) if partner_id is not None else None
+    if "mcn" in user.roles or (partner_id is not None and partner_id != user.partner_id):
+        distribution.set_user_partner(user, partner, actor=current_user)  # refuses a non-mcn user clearly
+    elif user.partner_id is not None:
+        distribution.set_user_partner(user, None, actor=current_user)  # the mcn role went, and with it the partner
+
+
 def _render_user_form(user: User, form, status: int = 200, reset_form=None):
+    _with_partner_choices(form)
     return render_template(
         "accounts/user_form.html", form=form, user=user,
         deactivate_form=DeactivateForm(), reactivate_form=ReactivateForm(),
@@ -336,7 +356,7 @@ def _render_user_form(user: User, form, status: int = 200, reset_form=None):
 def user_edit(user_id: int):
     user = db.get_or_404(User, user_id)
     require(can_manage_users(current_user))
-    form = UserEditForm(obj=user)
+    form = _with_partner_choices(UserEditForm(obj=user))
     if request.method == "GET":
         form.roles.data = sorted(user.roles)
         if user.advisor_profile:
@@ -350,6 +370,7 @@ def user_edit(user_id: int):
                 sac_number=form.sac_number.data or None, real_name=form.real_name.data or None,
                 bio=form.bio.data, actor=current_user,
             )
+            _update_partner_membership(user, form.partner_id.data)
         except DomainError as err:
             db.session.rollback()
             if err.code == "self_grant":

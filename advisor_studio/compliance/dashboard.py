@@ -414,7 +414,11 @@ def landing_data(user) -> dict:
     from advisor_studio.integrity.queries import open_alerts_summary
 
     integrity_count, integrity_alerts = open_alerts_summary(LANDING_ITEMS)
+    from advisor_studio.distribution import queries as distribution_queries
+
     return {
+        "takedowns": {"count": distribution_queries.count_overdue_takedowns(now),
+                      "rows": distribution_queries.overdue_takedowns(now, limit=LANDING_ITEMS)},
         "now": now,
         "integrity_count": integrity_count,
         "integrity_alerts": integrity_alerts,

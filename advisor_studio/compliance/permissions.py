@@ -49,3 +49,8 @@ def can_view_rendition(user, review) -> bool:
 def can_withdraw(user, package) -> bool:
     """Compliance officers withdraw approved packages."""
     return is_officer(user) and package is not None
+
+
+def can_export_evidence(user, package=None) -> bool:
+    """Compliance officers and admins download any package's evidence pack (the regulator's export)."""
+    return _signed_in(user) and user.has_any_role("compliance", "admin")

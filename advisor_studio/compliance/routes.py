@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import csv
 import io
+import tempfile
 
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from advisor_studio import audit
 from advisor_studio.access import fresh_confirmation, require, roles_required, step_up_required
-from advisor_studio.compliance import dashboard, services
+from advisor_studio.compliance import dashboard, evidence, services
 from advisor_studio.compliance.diff import highlight, usable_findings
 from advisor_studio.compliance.forms import (
     CSV_MAX_BYTES,
@@ -35,6 +47,7 @@ from advisor_studio.compliance.models import STAGES, LexiconRule, Review, Review
 from advisor_studio.compliance.permissions import (
     can_comment,
     can_decide,
+    can_export_evidence,
     can_manage_lexicon,
     can_view_rendition,
     can_view_review,
@@ -43,6 +56,8 @@ from advisor_studio.compliance.permissions import (
 )
 from advisor_studio.compliance.scanner import PLATFORMS
 from advisor_studio.dbtypes import utcnow
+from advisor_studio.distribution import queries as distribution_queries
+from advisor_studio.distribution.permissions import can_view_package_distribution
 from advisor_studio.errors import DomainError, PermissionDenied
 from advisor_studio.extensions import db
 from advisor_studio.integrity.downloads import serve_rendition_in_app
@@ -58,7 +73,8 @@ SORTS = ("due", "priority", "oldest", "newest")
 @bp.app_context_processor
 def compliance_labels():
     return {"platform_labels": PLATFORM_LABELS, "stage_labels": STAGE_LABELS, "decision_labels": DECISION_LABELS,
-            "kind_labels": KIND_LABELS, "severity_labels": SEVERITY_LABELS, "field_labels": FIELD_LABELS}
+            "kind_labels": KIND_LABELS, "severity_labels": SEVERITY_LABELS, "field_labels": FIELD_LABELS,
+            "can_export_evidence": can_export_evidence}
 
 
 def _flash_domain_error(err: DomainError, form=None) -> None:
@@ -121,7 +137,10 @@ def _render_review(review, *, status: int = 200, decision_form=None, comment_for
     decision_form = decision_form or DecisionForm(formdata=None)
     # The decision is bound to exactly what this page shows.
     decision_form.manifest_sha256.data = context["current_manifest_sha256"]
-    return render_template("compliance/review.html", **context, decision_form=decision_form,
+    distribution = None
+    if review.package_id is not None and can_view_package_distribution(current_user, review.package):
+        distribution = distribution_queries.package_distribution(review.package_id)
+    return render_template("compliance/review.html", **context, decision_form=decision_form, distribution=distribution,
                            comment_form=comment_form or CommentForm(formdata=None), claim_form=ClaimForm(),
                            release_form=ReleaseForm()), status
 
@@ -281,6 +300,28 @@ def withdraw(package_id: int):
 
 
 # --- lexicon ------------------------------------------------------------------------------------
+
+
+@bp.route("/packages/<int:package_id>/evidence.zip")
+@roles_required("compliance", "admin")
+def evidence_pack(package_id: int):
+    from advisor_studio.studio.models import Package
+
+    package = db.get_or_404(Package, package_id)
+    require(can_export_evidence(current_user, package))
+    # A temp file, not memory: a package's download log grows with every Range request of every player.
+    out = tempfile.TemporaryFile()
+    try:
+        evidence.export(package, current_user, out)
+        db.session.commit()
+    except BaseException:
+        out.close()
+        raise
+    out.seek(0)
+    response = send_file(out, mimetype="application/zip", as_attachment=True,
+                         download_name=f"evidence-package-{package.id}.zip", conditional=False, etag=False)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.route("/lexicon")

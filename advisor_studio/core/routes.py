@@ -43,13 +43,21 @@ def home():
         counts["active_users"] = db.session.scalar(
             sa.select(sa.func.count()).select_from(User).where(User.active.is_(True))
         )
+        from advisor_studio.distribution.webhooks import failed_delivery_count
+
+        counts["webhook_failed"] = failed_delivery_count()
+    mcn = None
+    if current_user.has_role("mcn") and current_user.partner_id is not None:
+        from advisor_studio.distribution.queries import partner_landing
+
+        mcn = partner_landing(current_user.partner_id)
     from advisor_studio.accounts.forms import GrantDecisionForm
     from advisor_studio.compliance.dashboard import landing_data as compliance_landing
     from advisor_studio.studio.dashboard import landing_data as studio_landing
 
     return render_template("core/home.html", counts=counts, studio=studio_landing(current_user),
                            grant_requests=grant_requests, grant_form=GrantDecisionForm(),
-                           compliance=compliance_landing(current_user))
+                           compliance=compliance_landing(current_user), mcn=mcn)
 
 
 @bp.route("/language/<code>", methods=["POST"])

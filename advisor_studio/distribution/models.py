@@ -225,6 +225,10 @@ class WebhookEvent(db.Model):
     next_attempt_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime, index=True)
     delivered_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
     last_error: so.Mapped[str | None] = so.mapped_column(sa.String(500))
+    # A delivery run: the first starts when the event is recorded, an admin re-send starts the next.
+    # The retry window (WEBHOOK_RETRY_HOURS) counts from run_started_at (NULL: from created_at).
+    run: so.Mapped[int] = so.mapped_column(server_default=sa.text("1"), default=1)
+    run_started_at: so.Mapped[datetime | None] = so.mapped_column(UTCDateTime)
 
     partner: so.Mapped[Partner] = so.relationship()
     attempt_rows: so.Mapped[list[WebhookAttempt]] = so.relationship(back_populates="event",
@@ -251,5 +255,6 @@ class WebhookAttempt(db.Model):
     ok: so.Mapped[bool] = so.mapped_column(default=False)
     error: so.Mapped[str | None] = so.mapped_column(sa.String(500))
     response_excerpt: so.Mapped[str | None] = so.mapped_column(sa.String(1000))  # first 1000 characters
+    run: so.Mapped[int] = so.mapped_column(server_default=sa.text("1"), default=1)  # WebhookEvent.run
 
     event: so.Mapped[WebhookEvent] = so.relationship(back_populates="attempt_rows")

@@ -4,6 +4,7 @@ take-downs and the webhook events they cause."""
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +23,7 @@ from advisor_studio.distribution.models import (
     ASSET_READY,
     ASSET_STATUS_LABELS,
     ASSET_WITHDRAWN,
+    CHANNEL_PLATFORMS,
     DELIVERY_PENDING,
     DELIVERY_SKIPPED,
     EVENT_ASSIGNED,
@@ -29,7 +31,6 @@ from advisor_studio.distribution.models import (
     EVENT_TAKEDOWN_OVERDUE,
     EVENT_WITHDRAWN,
     PLATFORM_LABELS,
-    PLATFORMS,
     Assignment,
     Channel,
     Partner,
@@ -53,74 +54,273 @@ def parse_channel(spec: str) -> tuple[str, str]:
     """'douyin:@handle' -> ('douyin', '@handle'), with a clear error for anything else."""
     platform, sep, handle = (spec or "").partition(":")
     platform, handle = platform.strip().lower(), handle.strip()
-    if not sep or platform not in PLATFORMS or not handle or len(handle) > 120:
-        raise ValidationError(_("Channel must be PLATFORM:HANDLE with PLATFORM one of %(p)s.", p=", ".join(PLATFORMS)),
-                              fields={"channel": spec})
+    if not sep or platform not in CHANNEL_PLATFORMS or not handle or len(handle) > 120:
+        raise ValidationError(_("Channel must be PLATFORM:HANDLE with PLATFORM one of %(p)s.",
+                                p=", ".join(CHANNEL_PLATFORMS)), fields={"channel": spec})
     return platform, handle
 
 
-def create_partner(name: str, channels=(), *, actor, webhook_url: str | None = None) -> tuple[Partner, str]:
-    """Create a partner with channels; return it and its first API key (shown once)."""
-    name = (name or "").strip()
+# --- partners, channels, API keys and members (admin) ------------------------------------------------
+
+CONTACT_MAX = {"contact_name": 120, "contact_email": 254, "contact_phone": 40}
+_EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_PHONE_RE = re.compile(r"[0-9+()\- ]{5,40}")
+HANDLE_MAX = 120
+LABEL_MAX = 120
+REASON_MAX = 500
+# The visible part of a key: "as_live_" and four random characters, enough to tell keys apart.
+KEY_VISIBLE = 12
+
+
+def _actor_id(actor) -> int | None:
+    return getattr(actor, "id", None) if actor is not None and not isinstance(actor, str) else None
+
+
+def _clean_name(name) -> str:
+    name = (name or "").strip() if isinstance(name, str) else ""
     if not name or len(name) > 120:
         raise ValidationError(_("Partner name is required (at most 120 characters)."), fields={"name": _("invalid")})
-    if db.session.scalar(sa.select(Partner).where(Partner.name == name)) is not None:
-        raise Conflict(_("A partner named %(name)s already exists.", name=name), fields={"name": _("duplicate")})
-    partner = Partner(name=name, webhook_url=webhook_url, webhook_secret=secrets.token_urlsafe(32))
+    return name
+
+
+def _clean_contacts(contact_name, contact_email, contact_phone) -> dict[str, str | None]:
+    """Contact fields stripped (empty -> None) and checked: an e-mail address and a phone number that look so."""
+    values = {"contact_name": contact_name, "contact_email": contact_email, "contact_phone": contact_phone}
+    cleaned: dict[str, str | None] = {}
+    for field, value in values.items():
+        value = (value or "").strip() if isinstance(value, str) else ""
+        if len(value) > CONTACT_MAX[field]:
+            raise ValidationError(_("At most %(n)d characters.", n=CONTACT_MAX[field]), fields={field: _("too long")})
+        cleaned[field] = value or None
+    if cleaned["contact_email"] and not _EMAIL_RE.fullmatch(cleaned["contact_email"]):
+        raise ValidationError(_("The contact e-mail is not a valid address."),
+                              fields={"contact_email": _("invalid e-mail address")})
+    if cleaned["contact_phone"] and not _PHONE_RE.fullmatch(cleaned["contact_phone"]):
+        raise ValidationError(_("The contact phone may hold only digits, spaces, +, - and parentheses."),
+                              fields={"contact_phone": _("invalid phone number")})
+    return cleaned
+
+
+def _clean_webhook_url(url) -> str | None:
+    """Empty means "no webhooks"; anything else must pass the SSRF check under this app's configuration."""
+    from advisor_studio.distribution.urlsafety import check_webhook_url
+
+    if url is None or (isinstance(url, str) and not url.strip()):
+        return None
+    return check_webhook_url(url)
+
+
+def _unique_name_or_conflict(name: str, partner: Partner | None = None) -> None:
+    stmt = sa.select(Partner.id).where(Partner.name == name)
+    if partner is not None:
+        stmt = stmt.where(Partner.id != partner.id)
+    if db.session.scalar(stmt) is not None:
+        raise Conflict(_("A partner named %(name)s already exists.", name=name), fields={"name": _("duplicate")},
+                       code="duplicate_partner")
+
+
+def create_partner(name: str, channels=(), *, actor, webhook_url: str | None = None, contact_name=None,
+                   contact_email=None, contact_phone=None, key_label: str | None = None) -> tuple[Partner, str]:
+    """Create a partner with channels; return it and its first API key (shown once)."""
+    name = _clean_name(name)
+    contacts = _clean_contacts(contact_name, contact_email, contact_phone)
+    webhook_url = _clean_webhook_url(webhook_url)
+    _unique_name_or_conflict(name)
+    partner = Partner(name=name, webhook_url=webhook_url, webhook_secret=secrets.token_urlsafe(32), **contacts)
     db.session.add(partner)
+    # No savepoint around this flush: releasing one fires the session's after_commit, which would send
+    # tasks queued by tasks_util.enqueue_after_commit before the real commit. A concurrent insert of the
+    # same name fails on the unique index instead, and errors.py answers that with a 409.
     db.session.flush()
     for spec in channels:
         add_channel(partner, *parse_channel(spec), actor=actor)
     audit.record("partner.created", "partner", partner.id, actor=actor,
-                 details={"name": name, "channels": list(channels)})
-    return partner, issue_api_key(partner, actor=actor)
+                 details={"name": name, "channels": list(channels), "webhook_url": webhook_url, **contacts})
+    return partner, issue_api_key(partner, actor=actor, label=key_label)
 
 
-def add_channel(partner: Partner, platform: str, handle: str, *, actor) -> Channel:
-    """Add one platform account to a partner."""
-    if platform not in PLATFORMS:
-        raise ValidationError(_("Unknown platform %(p)s.", p=platform), fields={"platform": _("invalid")})
-    if db.session.scalar(sa.select(Channel).where(Channel.platform == platform, Channel.handle == handle)):
-        raise Conflict(_("The channel %(p)s:%(h)s already exists.", p=platform, h=handle))
-    channel = Channel(partner_id=partner.id, platform=platform, handle=handle)
-    db.session.add(channel)
+def update_partner(partner: Partner, *, actor, name, contact_name=None, contact_email=None, contact_phone=None,
+                   webhook_url=None) -> dict:
+    """Change a partner's name, contact and webhook URL (checked against SSRF); return what changed."""
+    values = {"name": _clean_name(name), **_clean_contacts(contact_name, contact_email, contact_phone),
+              "webhook_url": _clean_webhook_url(webhook_url)}
+    _unique_name_or_conflict(values["name"], partner)
+    changes = {field: [getattr(partner, field), value] for field, value in values.items()
+               if getattr(partner, field) != value}
+    for field, (_old, value) in changes.items():
+        setattr(partner, field, value)
+    db.session.flush()  # a concurrent rename to the same name: the unique index, a 409 (see create_partner)
+    if changes:
+        audit.record("partner.updated", "partner", partner.id, actor=actor, details=changes)
+    return changes
+
+
+def record_refused_webhook_url(partner: Partner | None, url, *, actor, reason: str) -> None:
+    """Audit a webhook URL refused at save (a possible SSRF probe); the caller commits it after rolling back."""
+    audit.record("partner.webhook_url_refused", "partner", partner.id if partner is not None else "-", actor=actor,
+                 details={"url": str(url or "")[:500], "reason": reason[:REASON_MAX]})
+
+
+def set_partner_active(partner: Partner, active: bool, *, actor, reason: str = "") -> Partner:
+    """(De)activate a partner. Inactive: its keys answer 401, its download links 410 and it gets no new assets."""
+    reason = (reason or "").strip() if isinstance(reason, str) else ""
+    if not active and not reason:
+        raise ValidationError(_("A reason is required to deactivate a partner."), fields={"reason": _("required")})
+    if not compare_and_set(partner, [Partner.active.is_(not active)], active=active):
+        raise Conflict(_("This partner is already active.") if active else _("This partner is already inactive."),
+                       code="partner_active_unchanged")
+    audit.record("partner.reactivated" if active else "partner.deactivated", "partner", partner.id, actor=actor,
+                 details={"reason": reason[:REASON_MAX]})
+    return partner
+
+
+def regenerate_webhook_secret(partner: Partner, *, actor) -> str:
+    """A new webhook signing secret; returned once for the admin to pass on, never written to the audit log."""
+    secret = secrets.token_urlsafe(32)
+    partner.webhook_secret = secret
     db.session.flush()
+    audit.record("partner.webhook_secret_regenerated", "partner", partner.id, actor=actor,
+                 details={"secret_prefix": secret[:4]})
+    return secret
+
+
+def add_channel(partner: Partner, platform: str, handle: str, *, actor, follower_count: int | None = None) -> Channel:
+    """Add one platform account (any of CHANNEL_PLATFORMS, "other" included) to a partner."""
+    if platform not in CHANNEL_PLATFORMS:
+        raise ValidationError(_("Unknown platform %(p)s.", p=platform), fields={"platform": _("invalid")})
+    handle = (handle or "").strip() if isinstance(handle, str) else ""
+    if not handle or len(handle) > HANDLE_MAX:
+        raise ValidationError(_("The handle is required (at most %(n)d characters).", n=HANDLE_MAX),
+                              fields={"handle": _("invalid")})
+    follower_count = _clean_followers(follower_count)
+    label = PLATFORM_LABELS.get(platform, platform)
+    message = _("The channel %(p)s:%(h)s already exists.", p=label, h=handle)
+    if db.session.scalar(sa.select(Channel).where(Channel.platform == platform, Channel.handle == handle)):
+        raise Conflict(message, fields={"handle": _("already exists on this platform")}, code="duplicate_channel")
+    channel = Channel(partner_id=partner.id, platform=platform, handle=handle, follower_count=follower_count)
+    db.session.add(channel)
+    db.session.flush()  # a concurrent duplicate: the unique index, a 409 (see create_partner)
     audit.record("channel.created", "channel", channel.id, actor=actor,
-                 details={"partner_id": partner.id, "platform": platform, "handle": handle})
+                 details={"partner_id": partner.id, "platform": platform, "handle": handle,
+                          "follower_count": follower_count})
     return channel
 
 
-def issue_api_key(partner: Partner, *, actor) -> str:
+def _clean_followers(value) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**62:
+        raise ValidationError(_("The follower count must be a whole number of at least 0."),
+                              fields={"follower_count": _("invalid")})
+    return value
+
+
+def update_channel(channel: Channel, *, actor, follower_count, active: bool) -> dict:
+    """Change a channel's follower count and whether it receives new assets; return what changed."""
+    values = {"follower_count": _clean_followers(follower_count), "active": bool(active)}
+    changes = {field: [getattr(channel, field), value] for field, value in values.items()
+               if getattr(channel, field) != value}
+    for field, (_old, value) in changes.items():
+        setattr(channel, field, value)
+    db.session.flush()
+    if changes:
+        audit.record("channel.updated", "channel", channel.id, actor=actor,
+                     details={"partner_id": channel.partner_id, **changes})
+    return changes
+
+
+def issue_api_key(partner: Partner, *, actor, label: str | None = None) -> str:
     """A new API key for the partner; only its hash is stored, the key itself is returned once."""
+    label = (label or "").strip() if isinstance(label, str) else ""
+    if len(label) > LABEL_MAX:
+        raise ValidationError(_("At most %(n)d characters.", n=LABEL_MAX), fields={"label": _("too long")})
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = PartnerApiKey(partner_id=partner.id, prefix=raw[:12], key_hash=hash_api_key(raw))
+    key = PartnerApiKey(partner_id=partner.id, prefix=raw[:KEY_VISIBLE], key_hash=hash_api_key(raw),
+                        label=label or None, created_by_id=_actor_id(actor))
     db.session.add(key)
     db.session.flush()
-    audit.record("partner.api_key_issued", "partner", partner.id, actor=actor, details={"prefix": key.prefix})
+    audit.record("partner.api_key_issued", "partner", partner.id, actor=actor,
+                 details={"prefix": key.prefix, "key_id": key.id, "label": key.label})
     return raw
 
 
 def revoke_api_key(key: PartnerApiKey, *, actor, reason: str) -> None:
     """Revoke a key at once; requests with it get 401 from then on."""
+    reason = (reason or "").strip() if isinstance(reason, str) else ""
     if key.revoked_at is not None:
-        raise Conflict(_("This key is already revoked."))
-    if not (reason or "").strip():
+        raise Conflict(_("This key is already revoked."), code="key_revoked")
+    if not reason:
         raise ValidationError(_("A reason is required to revoke a key."), fields={"reason": _("required")})
-    key.revoked_at = utcnow()
-    db.session.flush()
+    if not compare_and_set(key, [PartnerApiKey.revoked_at.is_(None)], revoked_at=utcnow(),
+                           revoked_by_id=_actor_id(actor), revoke_reason=reason[:REASON_MAX]):
+        raise Conflict(_("This key is already revoked."), code="key_revoked")
     audit.record("partner.api_key_revoked", "partner", key.partner_id, actor=actor,
-                 details={"prefix": key.prefix, "reason": reason.strip()[:500]})
+                 details={"prefix": key.prefix, "key_id": key.id, "reason": reason[:REASON_MAX]})
 
 
 def partner_for_api_key(raw: str | None) -> Partner | None:
     """The active partner owning an unrevoked key, or None."""
+    key = api_key_for(raw)
+    return key.partner if key is not None else None
+
+
+def api_key_for(raw: str | None) -> PartnerApiKey | None:
+    """The unrevoked key row for ``raw`` whose partner is active, or None (the one rule for both lookups)."""
     if not raw or not raw.startswith(KEY_PREFIX) or len(raw) > 200:
         return None
     key = db.session.scalar(sa.select(PartnerApiKey).where(PartnerApiKey.key_hash == hash_api_key(raw),
                                                           PartnerApiKey.revoked_at.is_(None)))
     if key is None or not key.partner.active:
         return None
-    return key.partner
+    return key
+
+
+# last_used_at is "last used, to the minute": one conditional UPDATE a minute per key, not a write per request.
+KEY_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+def touch_api_key(key: PartnerApiKey, now: datetime | None = None) -> bool:
+    """Set the key's last_used_at if it is older than a minute (compare-and-set); True when it wrote."""
+    now = now or utcnow()
+    if key.last_used_at is not None and key.last_used_at > now - KEY_TOUCH_INTERVAL:
+        return False  # the row we just read is fresh enough: no statement at all
+    result = db.session.execute(
+        sa.update(PartnerApiKey)
+        .where(PartnerApiKey.id == key.id, sa.or_(PartnerApiKey.last_used_at.is_(None),
+                                                  PartnerApiKey.last_used_at <= now - KEY_TOUCH_INTERVAL))
+        .values(last_used_at=now).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def set_user_partner(user, partner: Partner | None, *, actor, move: bool = True) -> bool:
+    """Make an mcn user a member of ``partner`` (None: of no partner); return whether anything changed.
+
+    Only users holding the mcn role belong to a partner. ``move=False`` refuses a user who already
+    belongs to another partner (the partner page links; only the user page moves someone).
+    """
+    if partner is not None and not user.has_role("mcn"):
+        raise ValidationError(_("Only users holding the MCN partner role can belong to a partner."),
+                              fields={"user_id": _("not an mcn user"), "partner_id": _("not an mcn user")},
+                              code="not_mcn_user")
+    new_id = partner.id if partner is not None else None
+    old_id = user.partner_id
+    if old_id == new_id:
+        return False
+    if not move and old_id is not None and new_id is not None:
+        other = db.session.get(Partner, old_id)
+        raise Conflict(_("%(email)s already belongs to %(partner)s; change it on the user's page.",
+                         email=user.email, partner=other.name if other else old_id),
+                       fields={"user_id": _("belongs to another partner")}, code="member_of_other_partner")
+    model = type(user)
+    if not compare_and_set(user, [model.partner_id.is_(None) if old_id is None else model.partner_id == old_id],
+                           partner_id=new_id):
+        raise stale_conflict(_("user"))
+    details = {"from_partner_id": old_id, "to_partner_id": new_id}
+    audit.record("user.partner_changed", "user", user.id, actor=actor, details=details)
+    for partner_id, action in ((old_id, "partner.member_unlinked"), (new_id, "partner.member_linked")):
+        if partner_id is not None:
+            audit.record(action, "partner", partner_id, actor=actor, details={"user_id": user.id, "email": user.email})
+    return True
 
 
 # --- assignments --------------------------------------------------------------------------------------
@@ -393,4 +593,10 @@ def record_event(partner: Partner, type_: str, assignment: Assignment | None = N
 
 
 def _after_event_recorded(event: WebhookEvent) -> None:
-    """Queue delivery once the transaction commits (the webhooks module replaces this hook)."""
+    """Queue delivery once the transaction commits (nothing is sent for a rolled-back one)."""
+    if event.status != DELIVERY_PENDING:
+        return
+    from advisor_studio.distribution.tasks import deliver_webhook_event
+    from advisor_studio.tasks_util import enqueue_after_commit
+
+    enqueue_after_commit(deliver_webhook_event, event.id)

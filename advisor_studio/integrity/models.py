@@ -117,7 +117,8 @@ class DownloadLog(db.Model):
     method: so.Mapped[str] = so.mapped_column(sa.String(8))
     range_start: so.Mapped[int | None] = so.mapped_column(sa.BigInteger)
     range_end: so.Mapped[int | None] = so.mapped_column(sa.BigInteger)
-    # The body length the response announced (Content-Length); 0 for HEAD and refusals.
+    # The body length the response announced (Content-Length); 0 for HEAD and refusals. For a redirect to
+    # an S3 presigned GET (status 302): the length S3 is asked to send for the same request.
     bytes_sent: so.Mapped[int] = so.mapped_column(sa.BigInteger, default=0)
     status: so.Mapped[int]
     reason: so.Mapped[str | None] = so.mapped_column(sa.String(64))

@@ -291,9 +291,11 @@ def truncate_ip(address: str | None) -> str | None:
 def log_download(*, user_id: int | None, partner_id: int | None, rendition_id: int | None,
                  file_kind: str | None, via: str, method: str, status: int, start: int | None = None,
                  end: int | None = None, bytes_sent: int = 0, reason: str | None = None,
-                 address: str | None = None, actor=None) -> DownloadLog:
+                 address: str | None = None, actor=None, api_key_id: int | None = None,
+                 assignment_id: int | None = None) -> DownloadLog:
     """One download-log row and its audit entry ("file.downloaded", or "file.download_refused")."""
-    row = DownloadLog(at=utcnow(), user_id=user_id, partner_id=partner_id, rendition_id=rendition_id,
+    row = DownloadLog(at=utcnow(), user_id=user_id, partner_id=partner_id, api_key_id=api_key_id,
+                      assignment_id=assignment_id, rendition_id=rendition_id,
                       file_kind=file_kind, via=via, method=method[:8], status=status, range_start=start,
                       range_end=end, bytes_sent=bytes_sent, reason=reason, ip_prefix=truncate_ip(address))
     db.session.add(row)
@@ -302,6 +304,7 @@ def log_download(*, user_id: int | None, partner_id: int | None, rendition_id: i
     audit.record("file.download_refused" if refused else "file.downloaded", "rendition",
                  rendition_id if rendition_id is not None else "-", actor=actor, details={
                      "download_id": row.id, "file": file_kind, "via": via, "status": status,
-                     "partner_id": partner_id, "range": None if start is None else [start, end],
+                     "partner_id": partner_id, "api_key_id": api_key_id, "assignment_id": assignment_id,
+                     "user_id": user_id, "range": None if start is None else [start, end],
                      "bytes": bytes_sent, "reason": reason, "ip_prefix": row.ip_prefix})
     return row

@@ -17,7 +17,9 @@ from wtforms import SelectChoice
 
 from advisor_studio.access import require, roles_required
 from advisor_studio.compliance import services as compliance
+from advisor_studio.distribution import queries as distribution_queries
 from advisor_studio.distribution.models import PLATFORM_LABELS, PLATFORMS, Channel, Partner
+from advisor_studio.distribution.permissions import can_view_package_distribution
 from advisor_studio.errors import DomainError, error_response
 from advisor_studio.extensions import db
 from advisor_studio.studio import dashboard, services, states
@@ -417,6 +419,8 @@ def _package_page(package: Package, form: PackageForm, groups, *, report=None, r
         reviews=dashboard.reviews_of(package=package), threads=dashboard.threads, error=error,
         action_form=ActionForm(), archive_form=archive_form or ArchiveForm(),
         archivable="archived" in states.PACKAGE_TRANSITIONS.get(package.status, {}),
+        distribution=(distribution_queries.package_distribution(package.id)
+                      if can_view_package_distribution(current_user, package) else None),
     ), status
 
 

@@ -2,7 +2,7 @@
 hashes only), conversions and sharing tasks; attribution dimensions copied onto clicks and conversions.
 
 Revision ID: 1ceccb337576
-Revises: caf2c7f5bfae
+Revises: 5e0b7d41c2a8
 Create Date: 2026-11-30 01:43:28.081050
 
 """
@@ -14,7 +14,7 @@ import advisor_studio.dbtypes
 
 # revision identifiers, used by Alembic.
 revision = '1ceccb337576'
-down_revision = 'caf2c7f5bfae'
+down_revision = '5e0b7d41c2a8'
 branch_labels = None
 depends_on = None
 

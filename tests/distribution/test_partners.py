@@ -57,6 +57,8 @@ def test_cli_prints_the_key_alone_on_the_last_line(app):
     with app.app_context():
         assert services.partner_for_api_key(key).name == "星河MCN"
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Channel)) == 2
+    other = run_flask(app, "partners", "create", "--name", "X", "--channel", "other:@x")  # an unlisted platform
+    assert other.returncode == 0, other.stderr
     bad = run_flask(app, "partners", "create", "--name", "Y", "--channel", "myspace:@y")
     assert bad.returncode != 0 and "channel" in bad.stderr
 

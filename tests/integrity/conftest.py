@@ -77,6 +77,25 @@ def approved_package(app, people, payload: bytes, *, exact: bool = False) -> Sim
     return ids
 
 
+def follow_presigned(location: str, method: str = "GET", headers: dict | None = None) -> SimpleNamespace:
+    """What a client gets from S3 (moto over HTTP) when it follows the app's redirect, re-sending its
+    Range and If-Range headers as browsers and players do."""
+    import requests
+
+    sent = {k: v for k, v in (headers or {}).items() if k in ("Range", "If-Range")}
+    answer = requests.request(method, location, headers=sent, timeout=10)
+    return SimpleNamespace(status_code=answer.status_code, data=answer.content, headers=answer.headers)
+
+
+def fetch(app, url: str, method: str = "GET", **kwargs):
+    """Follow ``url`` through the test client; on S3 a signed link answers with a redirect to a presigned
+    GET, which is followed too."""
+    resp = app.test_client().open(url, method=method, buffered=True, **kwargs)
+    if resp.status_code == 302 and resp.location.startswith("http"):
+        return follow_presigned(resp.location, method, kwargs.get("headers"))
+    return resp
+
+
 def tamper(app, key: str, position: int = 5) -> None:
     """Flip one byte of a stored object behind the application's back (disk or S3)."""
     from advisor_studio import storage
