@@ -40,6 +40,7 @@ from advisor_studio.errors import DomainError, ValidationError
 from advisor_studio.extensions import db, limiter
 from advisor_studio.integrity.downloads import Audience, rendition_link
 from advisor_studio.integrity.models import FILE_COVER, FILE_VIDEO
+from advisor_studio.referrals.sharing import approved_referral_url
 from advisor_studio.web import query_int
 
 API_PREFIX = "/api/v1"
@@ -284,7 +285,8 @@ def serialize_asset(assignment, renditions: dict, *, partner_id: int, api_key_id
         "sha256": manifest.get("rendition_sha256") or (rendition.sha256 if rendition else None),
         "video_url": video_url,
         "cover_url": cover_url,
-        "referral_url": "",  # filled by the referrals issue
+        # The package link the approval pinned for this channel ("" for approvals from before package links).
+        "referral_url": approved_referral_url(approval, channel.id),
         "approved_at": _rfc(approval.approved_at),
         "approval_expires_at": _rfc(approval.expires_at),
         "status": assignment.status,
@@ -454,9 +456,9 @@ def _error_responses() -> dict:
 
 CONVERSION_WEBHOOK = {
     "post": {
-        "summary": "Conversion webhook (not yet available)",
-        "description": "**Not yet available: this endpoint is documented ahead of its implementation and answers "
-                       "404 today.** The account-opening system reports a customer's conversion events. "
+        "summary": "Conversion webhook",
+        "description": "The account-opening system reports a customer's conversion events; each is attributed "
+                       "through its click id (or referral code) to advisor, content, channel, group and campaign. "
                        "Authenticated by `X-Signature` (HMAC-SHA256 with CONVERSION_WEBHOOK_SECRET over "
                        "`<t>.<raw body>`, at most 300 s off the server clock), not by an API key.",
         "tags": ["Conversion webhook"],
@@ -464,7 +466,7 @@ CONVERSION_WEBHOOK = {
         "parameters": [
             {"name": "X-Signature", "in": "header", "required": True,
              "description": "`t=<unix seconds>,v1=<hex HMAC-SHA256(CONVERSION_WEBHOOK_SECRET, \"<t>.<raw body>\")>`",
-             "schema": {"type": "string", "pattern": "^t=[0-9]+,v1=[0-9a-f]{64}$"}},
+             "schema": {"type": "string", "pattern": "^t=[0-9]+(,v1=[0-9a-f]{64})+$"}},
             {"name": "Idempotency-Key", "in": "header", "required": True,
              "description": "1..255 printable ASCII characters; the same key and body again answers 200 with the "
                             "first response, the same key with another body 409.",
@@ -480,6 +482,7 @@ CONVERSION_WEBHOOK = {
                     "content": {"application/json": {"schema": _ref("Error")}}},
             "409": {"description": "The Idempotency-Key was used with a different body.",
                     "content": {"application/json": {"schema": _ref("Error")}}},
+            "413": {"$ref": "#/components/responses/E413"},
         },
     }
 }

@@ -89,8 +89,9 @@ class Asset(_Out):
                                               "and key; null once the asset is withdrawn or expired.")
     cover_url: str | None = Field(description="Expiring link to the cover image; null when there is none or the "
                                               "asset is withdrawn or expired.")
-    referral_url: str = Field(description="The referral link for this package on this channel; empty until "
-                                          "referral links exist.")
+    referral_url: str = Field(description="The referral link for this package on this channel, as pinned by "
+                                          "the approval manifest (what is posted was approved); empty for "
+                                          "approvals made before package links existed.")
     approved_at: DateTime
     approval_expires_at: DateTime | None
     status: AssetStatus

@@ -41,6 +41,7 @@ from advisor_studio.errors import DomainError, ValidationError
 from advisor_studio.extensions import db
 from advisor_studio.integrity.downloads import Audience, rendition_link, serve_approved_rendition
 from advisor_studio.integrity.models import FILE_COVER
+from advisor_studio.referrals.sharing import approved_referral_url
 from advisor_studio.web import query_int, query_page
 
 PUBLICATIONS_PER_PAGE = 25
@@ -175,7 +176,7 @@ def _asset_page(assignment, *, publication_form=None, takedown_forms=None, statu
         "distribution/portal/asset.html", a=assignment, rendition=rendition, manifest=manifest,
         advisor=assignment.package.author, caption_text=manifest.get("caption") or "",
         hashtags_text=" ".join(f"#{tag}" for tag in manifest.get("hashtags") or []), video_url=video_url,
-        download_url=download_url,
+        download_url=download_url, referral_url=approved_referral_url(assignment.approval, assignment.channel_id),
         publication_form=publication_form, takedown_forms=forms, state_of=queries.publication_takedown_state,
         can_publish=can_report_publication(current_user, assignment),
         can_take_down=can_confirm_takedown(current_user, assignment),

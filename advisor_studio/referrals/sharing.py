@@ -131,3 +131,12 @@ def mark_done(task: SharingTask, actor) -> SharingTask:
 def share_message(caption: str, link: ReferralLink) -> str:
     """The copyable message: the approved caption and the link's public address, nothing else."""
     return f"{caption.strip()}\n{services.public_url(link)}"
+
+
+def approved_referral_url(approval, channel_id: int) -> str:
+    """The public URL of the package link the approval pinned for ``channel_id`` ("" when it pinned none,
+    as approvals made before package links existed): what a partner posts is what was approved."""
+    for item in (approval.manifest or {}).get("referral_links") or []:
+        if item.get("channel_id") == channel_id and item.get("code"):
+            return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/r/" + item["code"]
+    return ""

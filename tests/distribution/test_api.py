@@ -178,7 +178,9 @@ def test_asset_has_every_contract_field_from_the_approval(app, client, approved,
         assert asset["sha256"] == manifest["rendition_sha256"]
         assert asset["disclaimer"]
         assert asset["approved_at"].endswith("Z") and asset["approval_expires_at"].endswith("Z")
-        assert asset["referral_url"] == ""
+        # The package link the approval pinned for this channel: what the partner posts was approved.
+        (pinned,) = [item for item in manifest["referral_links"] if item["channel_id"] == assignment.channel_id]
+        assert asset["referral_url"] == app.config["PUBLIC_BASE_URL"].rstrip("/") + "/r/" + pinned["code"]
     assert urlsplit(asset["video_url"]).path.startswith("/files/")
     follow = client.get(urlsplit(asset["video_url"]).path)
     if follow.status_code == 200:  # local storage streams; S3 would redirect to a short presigned URL
@@ -374,10 +376,10 @@ def test_openapi_document_covers_every_api_route_and_the_conversion_webhook(app,
     assert doc["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API key>"}
     conversions = doc["paths"]["/api/v1/conversions"]["post"]
-    assert "not yet available" in conversions["description"].lower()
+    assert "X-Signature" in conversions["description"] and conversions["security"] == []
     assert {p["name"] for p in conversions["parameters"] if p["in"] == "header"} == {"X-Signature", "Idempotency-Key"}
-    assert set(conversions["responses"]) == {"201", "200", "400", "401", "409"}
-    assert "/api/v1/conversions" not in routes  # documented ahead, not served
+    assert set(conversions["responses"]) == {"201", "200", "400", "401", "409", "413"}
+    assert "/api/v1/conversions" in routes
     asset = doc["components"]["schemas"]["Asset"]
     assert ASSET_FIELDS <= set(asset["properties"]) and ASSET_FIELDS <= set(asset["required"])
     publications = doc["paths"]["/api/v1/partner/assets/{asset_id}/publications"]["post"]

@@ -160,7 +160,10 @@ def test_asset_page_has_player_download_copy_texts_and_the_publication_form(app,
     video = by_testid(resp, "asset-video")[0]
     download = by_testid(resp, "download")[0]
     assert 'src="/files/' in video and 'href="/files/' in download and "download=" in download
-    assert by_testid(resp, "copy-caption") and by_testid(resp, "copy-hashtags")
+    assert by_testid(resp, "copy-caption") and by_testid(resp, "copy-hashtags") and by_testid(resp, "copy-referral")
+    with app.app_context():
+        (pinned,) = db.session.get(Assignment, world["asset_id"]).approval.manifest["referral_links"]
+    assert re.search(r'data-testid="text-referral">[^<]*/r/' + pinned["code"] + "<", html(resp))
     assert "长期投资" in html(resp) and "#理财" in html(resp)
     assert by_testid(resp, "publication-form") and not by_testid(resp, "takedown-form")
     assert 'type="datetime-local" value="20' in html(resp)  # defaults to now
