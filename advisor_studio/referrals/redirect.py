@@ -19,6 +19,7 @@ from advisor_studio.extensions import db, limiter
 from advisor_studio.referrals import clicks
 from advisor_studio.referrals.models import ReferralLink
 from advisor_studio.referrals.services import destination_with, is_code_shaped
+from advisor_studio.referrals.services import link_is_live as is_link_live
 
 bp = Blueprint("redirect", __name__)
 
@@ -37,7 +38,8 @@ COOKIE_SECONDS = 3600
 
 _LINK_COLUMNS = (ReferralLink.id, ReferralLink.code, ReferralLink.owner_id, ReferralLink.package_id,
                  ReferralLink.channel_id, ReferralLink.partner_id, ReferralLink.group_id, ReferralLink.campaign,
-                 ReferralLink.destination, ReferralLink.utm, ReferralLink.enabled, ReferralLink.expires_at)
+                 ReferralLink.destination, ReferralLink.utm, ReferralLink.enabled, ReferralLink.expires_at,
+                 ReferralLink.replaced_by_id)
 
 
 class _Dest:
@@ -103,7 +105,7 @@ def follow(code: str):
     if link is None:
         return _page("referrals/not_found.html", 404)
     now = utcnow()
-    if not link["enabled"] or (link["expires_at"] is not None and link["expires_at"] <= now):
+    if not is_link_live(link["enabled"], link["expires_at"], link["replaced_by_id"], now):
         return _page("referrals/gone.html", 410, withdrawn=False)
     if link["package_id"] is not None and (link["approval_id"] is None or link["approval_expires_at"] <= now):
         return _page("referrals/gone.html", 410, withdrawn=True)

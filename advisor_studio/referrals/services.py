@@ -233,3 +233,18 @@ def bulk_links_for_channels(*, owner, actor, package, destination, campaign=None
         raise ValidationError(_("The package targets no channels."), fields={"package": _("no channels")})
     return [create_link(owner=owner, actor=actor, destination=destination, package=package, channel=channel,
                         campaign=campaign, utm=utm, expires_at=expires_at) for channel in package.channels]
+
+
+def link_live_clause(now: datetime | None = None) -> sa.ColumnElement[bool]:
+    """SQL condition on links that still redirect: enabled, not replaced, not expired (one definition;
+    ``link_is_live`` is its Python twin, tested to agree)."""
+    now = now or utcnow()
+    return sa.and_(ReferralLink.enabled.is_(True), ReferralLink.replaced_by_id.is_(None),
+                   sa.or_(ReferralLink.expires_at.is_(None), ReferralLink.expires_at > now))
+
+
+def link_is_live(enabled: bool, expires_at: datetime | None, replaced_by_id: int | None = None,
+                 now: datetime | None = None) -> bool:
+    """Python twin of ``link_live_clause`` for values already in memory (the redirect's cache)."""
+    now = now or utcnow()
+    return bool(enabled) and replaced_by_id is None and (expires_at is None or expires_at > now)

@@ -17,13 +17,6 @@ from advisor_studio.referrals import services
 from advisor_studio.referrals.models import LINK_GROUP, LINK_PACKAGE, CommunityGroup, ReferralLink, SharingTask
 
 
-def link_is_live(now=None) -> sa.ColumnElement[bool]:
-    """SQL condition on links that still redirect: enabled, not replaced, not expired."""
-    now = now or utcnow()
-    return sa.and_(ReferralLink.enabled.is_(True), ReferralLink.replaced_by_id.is_(None),
-                   sa.or_(ReferralLink.expires_at.is_(None), ReferralLink.expires_at > now))
-
-
 def default_destination() -> str:
     """The account-opening page links made by the system lead to (REFERRAL_DEFAULT_DESTINATION)."""
     return current_app.config["REFERRAL_DEFAULT_DESTINATION"]
@@ -38,7 +31,7 @@ def package_links(package) -> dict[int, ReferralLink]:
     if package.id is None or not channel_ids:
         return {}
     stmt = (sa.select(ReferralLink).where(ReferralLink.package_id == package.id, ReferralLink.kind == LINK_PACKAGE,
-                                          ReferralLink.channel_id.in_(channel_ids), link_is_live())
+                                          ReferralLink.channel_id.in_(channel_ids), services.link_live_clause())
             .order_by(ReferralLink.id))
     return {link.channel_id: link for link in db.session.scalars(stmt)}
 
@@ -77,7 +70,7 @@ def group_link(package, group: CommunityGroup, actor) -> ReferralLink:
     """The live link of ``group`` for ``package``, created if there is none."""
     link = db.session.scalar(sa.select(ReferralLink).where(
         ReferralLink.package_id == package.id, ReferralLink.group_id == group.id, ReferralLink.kind == LINK_GROUP,
-        link_is_live()).order_by(ReferralLink.id.desc()).limit(1))
+        services.link_live_clause()).order_by(ReferralLink.id.desc()).limit(1))
     if link is None:
         link = services.create_link(owner=package.author, destination=default_destination(), actor=actor,
                                     package=package, group=group, kind=LINK_GROUP,

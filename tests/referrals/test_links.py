@@ -364,3 +364,32 @@ def test_printable_card_shows_the_advisors_name_and_sac_number(app, users, group
         profile = db.session.get(User, users["advisor"].id).advisor_profile
     assert profile.real_name in page and profile.sac_number in page
     assert "价值投资交流群" in page and "双十一" in page and f"/r/{code}/qr.svg" in page
+
+
+@pytest.mark.parametrize("enabled, expires_in, replaced", [
+    (True, None, False), (False, None, False), (True, 60, False), (True, -60, False), (True, 0, False),
+    (True, None, True),
+])
+def test_live_link_rule_in_sql_and_python_agree(app, users, enabled, expires_in, replaced):
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    from advisor_studio.accounts.models import User
+    from advisor_studio.dbtypes import utcnow
+    from advisor_studio.extensions import db
+    from advisor_studio.referrals import services
+    from advisor_studio.referrals.models import ReferralLink
+
+    now = utcnow()
+    with app.app_context():
+        owner = db.session.get(User, users["advisor"].id)
+        link = services.create_link(owner=owner, actor=owner, destination="https://kaihu.example.com/open")
+        other = services.create_link(owner=owner, actor=owner, destination="https://kaihu.example.com/open")
+        link.enabled = enabled
+        link.expires_at = None if expires_in is None else now + timedelta(seconds=expires_in)
+        link.replaced_by_id = other.id if replaced else None
+        db.session.flush()
+        in_sql = db.session.scalar(sa.select(sa.func.count()).select_from(ReferralLink)
+                                   .where(ReferralLink.id == link.id, services.link_live_clause(now))) == 1
+        assert in_sql == services.link_is_live(link.enabled, link.expires_at, link.replaced_by_id, now)
