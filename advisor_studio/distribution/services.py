@@ -463,6 +463,16 @@ def _validate_time(value, field: str, *, not_before=None) -> datetime:
     return value
 
 
+def _add_unique(row, conflict: Conflict) -> None:
+    """Insert ``row``; the loser of a race on its unique index (checked above, settled here) gets ``conflict``."""
+    db.session.add(row)
+    try:
+        with db.session.begin_nested():
+            db.session.flush()
+    except sa.exc.IntegrityError:
+        raise conflict from None
+
+
 def report_publication(assignment: Assignment, *, platform, post_url, published_at, actor, user_id=None,
                        key_id=None) -> Publication:
     """Record where and when a partner posted a live asset; a first report makes it ``published``."""
@@ -484,13 +494,8 @@ def report_publication(assignment: Assignment, *, platform, post_url, published_
     publication = Publication(assignment_id=assignment.id, partner_id=assignment.partner_id, platform=platform,
                               post_url=post_url, post_url_key=key, published_at=published_at,
                               reported_by_user_id=user_id, reported_by_key_id=key_id)
-    db.session.add(publication)
-    try:
-        with db.session.begin_nested():
-            db.session.flush()
-    except sa.exc.IntegrityError:
-        raise Conflict(_("This post was already reported."), code="duplicate_publication",
-                       fields={"post_url": _("already reported")}) from None
+    _add_unique(publication, Conflict(_("This post was already reported."), code="duplicate_publication",
+                                      fields={"post_url": _("already reported")}))
     audit.record("publication.reported", "assignment", assignment.id, actor=actor,
                  details={"publication_id": publication.id, "post_url": post_url, "platform": platform,
                           "published_at": published_at.isoformat(), "api_key_id": key_id})
@@ -519,13 +524,8 @@ def confirm_takedown(assignment: Assignment, *, post_url, removed_at, actor, use
     takedown = Takedown(publication_id=publication.id, assignment_id=assignment.id,
                         partner_id=assignment.partner_id, removed_at=removed_at, confirmed_by_user_id=user_id,
                         confirmed_by_key_id=key_id)
-    db.session.add(takedown)
-    try:
-        with db.session.begin_nested():
-            db.session.flush()
-    except sa.exc.IntegrityError:
-        raise Conflict(_("This post's removal was already confirmed."), code="duplicate_takedown",
-                       fields={"post_url": _("already confirmed")}) from None
+    _add_unique(takedown, Conflict(_("This post's removal was already confirmed."), code="duplicate_takedown",
+                                   fields={"post_url": _("already confirmed")}))
     due = assignment.takedown_due_at
     late = due is not None and removed_at > due
     audit.record("takedown.confirmed", "assignment", assignment.id, actor=actor,
