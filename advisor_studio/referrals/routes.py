@@ -524,10 +524,12 @@ def link_toggle(link_id: int):
         flash(_("Tick the box to confirm disabling the link."), "danger")
         return redirect(url_for(".link", link_id=link.id))
     enable = form.enabled.data == "1"
-    if enable and link.replaced_by_id is not None:
-        flash(_("This link was replaced; enable its newest version instead."), "warning")
+    try:
+        services.set_link_enabled(link, enable, actor=current_user)
+    except DomainError as err:  # a replaced link stays disabled (the service's rule)
+        db.session.rollback()
+        flash(err.message, "warning")
         return redirect(url_for(".link", link_id=link.id))
-    services.set_link_enabled(link, enable, actor=current_user)
     db.session.commit()
     flash(_("Link %(code)s enabled.", code=link.code) if enable else _("Link %(code)s disabled.", code=link.code),
           "success")

@@ -141,12 +141,20 @@ def create_link(*, owner, destination, actor, package=None, channel=None, group:
 
 
 def set_link_enabled(link: ReferralLink, enabled: bool, *, actor) -> None:
-    """Enable or disable a link (a disabled link answers 410)."""
-    if link.enabled == enabled:
+    """Enable or disable a link (a disabled link answers 410); a replaced link stays disabled.
+
+    A compare-and-set: of two people flipping one link at once, one writes and audits it, the other's
+    request finds it already done and changes nothing.
+    """
+    from advisor_studio.concurrency import compare_and_set
+
+    if enabled and link.replaced_by_id is not None:
+        raise Conflict(_("This link was replaced; enable its newest version instead."), code="link_replaced")
+    expected = [ReferralLink.enabled.is_(not enabled)]
+    if enabled:
+        expected.append(ReferralLink.replaced_by_id.is_(None))
+    if not compare_and_set(link, expected, enabled=enabled, disabled_at=None if enabled else utcnow()):
         return
-    link.enabled = enabled
-    link.disabled_at = None if enabled else utcnow()
-    db.session.flush()
     audit.record("link.enabled" if enabled else "link.disabled", "referral_link", link.id, actor=actor,
                  details={"code": link.code})
 

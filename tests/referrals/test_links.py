@@ -397,3 +397,61 @@ def test_live_link_rule_in_sql_and_python_agree(app, users, enabled, expires_in,
         in_sql = db.session.scalar(sa.select(sa.func.count()).select_from(ReferralLink)
                                    .where(ReferralLink.id == link.id, services.link_live_clause(now))) == 1
         assert in_sql == services.link_is_live(link.enabled, link.expires_at, link.replaced_by_id, now)
+
+
+def test_a_replaced_link_cannot_be_enabled_again(app, users):
+    from advisor_studio.accounts.models import User
+    from advisor_studio.errors import Conflict
+    from advisor_studio.extensions import db
+    from advisor_studio.referrals import services
+
+    with app.app_context():
+        owner = db.session.get(User, users["advisor"].id)
+        old = services.create_link(owner=owner, actor=owner, destination="https://kaihu.example.com/open")
+        services.replace_link(old, owner, campaign="春季")
+        db.session.commit()
+        with pytest.raises(Conflict):
+            services.set_link_enabled(old, True, actor=owner)
+        db.session.rollback()
+        assert db.session.get(services.ReferralLink, old.id).enabled is False
+
+
+def test_two_people_disabling_one_link_at_once_write_one_audit_entry(app, users):
+    import threading
+
+    import sqlalchemy as sa
+
+    from advisor_studio.accounts.models import User
+    from advisor_studio.audit import AuditEntry
+    from advisor_studio.extensions import db
+    from advisor_studio.referrals import services
+
+    with app.app_context():
+        owner = db.session.get(User, users["advisor"].id)
+        link_id = services.create_link(owner=owner, actor=owner, destination="https://kaihu.example.com/open").id
+        db.session.commit()
+    loaded = threading.Barrier(2)
+    errors = []
+
+    def disable():
+        try:
+            with app.app_context():
+                link = db.session.get(services.ReferralLink, link_id)
+                actor = db.session.get(User, users["advisor"].id)
+                assert link.enabled
+                loaded.wait(timeout=10)  # both read "enabled" before either writes
+                services.set_link_enabled(link, False, actor=actor)
+                db.session.commit()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=disable) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    with app.app_context():
+        assert db.session.get(services.ReferralLink, link_id).enabled is False
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEntry).where(
+            AuditEntry.action == "link.disabled", AuditEntry.object_id == str(link_id))) == 1
