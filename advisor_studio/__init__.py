@@ -206,6 +206,7 @@ def _import_models() -> None:
         tasks_util,  # noqa: F401  (after-commit task sending)
     )
     from advisor_studio.accounts import models  # noqa: F401
+    from advisor_studio.analytics import models as analytics_models  # noqa: F401
     from advisor_studio.compliance import models as compliance_models  # noqa: F401
     from advisor_studio.compliance import tasks as compliance_tasks  # noqa: F401
     from advisor_studio.core import tasks  # noqa: F401  (registers the tasks with Celery)
