@@ -118,6 +118,9 @@ class Config:
         self.RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
         # Requests per partner API key (Flask-Limiter syntax); 429 in the contract's error shape beyond it.
         self.PARTNER_API_RATE_LIMIT = _env("PARTNER_API_RATE_LIMIT", "600 per minute")
+        # Look-ups of customers by reference on the customer-link page, per user: typing refs one by one
+        # is fine, guessing other advisors' customers in bulk is not.
+        self.CUSTOMER_LINK_RATE_LIMIT = _env("CUSTOMER_LINK_RATE_LIMIT", "30 per minute")
         # Per (email, address): a guesser at one address is slowed without touching the user elsewhere.
         self.LOGIN_RATE_LIMIT = _env("LOGIN_RATE_LIMIT", self.DEFAULT_LOGIN_RATE_LIMIT)
         # Per address across all emails (credential stuffing); generous so a shared office NAT still works.

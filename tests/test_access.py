@@ -81,6 +81,7 @@ PAGES = [
     ("/referrals/links/export.csv", {"advisor", "admin", "compliance"}),
     ("/referrals/links/new", {"advisor"}),
     ("/referrals/links/bulk", {"advisor"}),
+    ("/referrals/customer-links", {"advisor", "admin"}),
     ("/referrals/links/{missing}", {"advisor", "admin", "compliance"}, 404),
     ("/referrals/links/{missing}/edit", {"advisor", "admin"}, 404),
     ("/referrals/links/{missing}/card", {"advisor", "admin"}, 404),

@@ -327,20 +327,37 @@ def record_conversion(event: Event, *, idempotency_key: str, digest: str) -> Out
 
 # --- customer-to-customer referral (以老带新) -----------------------------------------------------
 
+# The campaign every customer's own link carries (a code, shown under its own label in the pages).
+CUSTOMER_CAMPAIGN = "customer-referral"
+
 
 def customer_has_converted(customer: Customer) -> bool:
-    """Whether the customer opened an account (an account_opened event recorded for them)."""
-    return db.session.scalar(sa.select(sa.func.count()).select_from(Conversion).where(
-        Conversion.customer_id == customer.id, Conversion.event == "account_opened")) > 0
+    """Whether the customer holds an opened account: an account_opened event not reversed by a later
+    account_rejected (reversals are rows, never deletions)."""
+    opened, rejected = db.session.execute(sa.select(
+        sa.func.count().filter(Conversion.event == "account_opened"),
+        sa.func.count().filter(Conversion.event == "account_rejected"),
+    ).where(Conversion.customer_id == customer.id)).one()
+    return (opened or 0) > (rejected or 0)
+
+
+def current_customer_link(customer: Customer) -> ReferralLink | None:
+    """The customer's own link: the one not replaced by a newer one (enabled or not)."""
+    return db.session.scalar(sa.select(ReferralLink).where(
+        ReferralLink.customer_id == customer.id, ReferralLink.kind == LINK_CUSTOMER,
+        ReferralLink.replaced_by_id.is_(None)).order_by(ReferralLink.id.desc()).limit(1))
 
 
 def customer_link(customer: Customer, *, actor, destination: str | None = None) -> ReferralLink:
-    """The converted customer's own link (one live link each), owned by the advisor who brought them."""
+    """The converted customer's own link (one each), owned by the advisor who brought them.
+
+    Asking again returns the same link, also when it was disabled (its owner enables it again). A
+    partial unique index allows one unreplaced customer link per customer, so two people asking at once
+    get the one link: the loser of the race rolls back its savepoint and reads the winner's.
+    """
     from advisor_studio.referrals import services
 
-    existing = db.session.scalar(sa.select(ReferralLink).where(
-        ReferralLink.customer_id == customer.id, ReferralLink.kind == LINK_CUSTOMER, ReferralLink.enabled.is_(True),
-        ReferralLink.replaced_by_id.is_(None)).order_by(ReferralLink.id.desc()).limit(1))
+    existing = current_customer_link(customer)
     if existing is not None:
         return existing
     if customer.link_id is None:
@@ -350,9 +367,21 @@ def customer_link(customer: Customer, *, actor, destination: str | None = None) 
         raise Conflict(str(_l("Only a customer who opened an account can get their own referral link.")),
                        code="customer_not_converted")
     advisor = db.session.get(ReferralLink, customer.link_id).owner
-    return services.create_link(owner=advisor, destination=destination
-                                or current_app.config["REFERRAL_DEFAULT_DESTINATION"], actor=actor,
-                                customer=customer, kind=LINK_CUSTOMER, campaign="customer-referral")
+    try:
+        with db.session.begin_nested():
+            return services.create_link(owner=advisor, destination=destination
+                                        or current_app.config["REFERRAL_DEFAULT_DESTINATION"], actor=actor,
+                                        customer=customer, kind=LINK_CUSTOMER, campaign=CUSTOMER_CAMPAIGN)
+    except sa.exc.IntegrityError:
+        existing = current_customer_link(customer)
+        if existing is None:
+            raise
+        return existing
+
+
+def find_customer(customer_ref: str) -> Customer | None:
+    """The customer with this reference (looked up by its keyed hash), or None."""
+    return _customer(customer_ref_hash(customer_ref))
 
 
 def customer_by_ref(customer_ref: str) -> Customer:

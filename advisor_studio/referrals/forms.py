@@ -87,3 +87,11 @@ class ToggleForm(FlaskForm):
     confirm = BooleanField(
         _l("I confirm: a disabled link answers “no longer available” to everyone who opens it."),
         validators=[Optional()])
+
+
+class CustomerLinkForm(FlaskForm):
+    customer_ref = StringField(_l("Customer reference"), filters=[_strip],
+                               validators=[DataRequired(), Length(max=128)],
+                               description=_l("As the account-opening system knows the customer (e.g. the "
+                                              "customer number). It is only compared by its keyed hash."))
+

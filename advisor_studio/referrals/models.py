@@ -114,7 +114,13 @@ class ReferralLink(db.Model):
     channel = so.relationship("Channel")
     group: so.Mapped[CommunityGroup | None] = so.relationship()
 
-    __table_args__ = (sa.CheckConstraint(sa.column("kind").in_(LINK_KINDS), name="kind_known"),)
+    __table_args__ = (
+        sa.CheckConstraint(sa.column("kind").in_(LINK_KINDS), name="kind_known"),
+        # One enabled, unreplaced own link per customer: two people issuing it at once get the same one.
+        sa.Index("uq_referral_links_customer_current", "customer_id", unique=True,
+                 postgresql_where=sa.text("kind = 'customer' AND replaced_by_id IS NULL AND enabled"),
+                 sqlite_where=sa.text("kind = 'customer' AND replaced_by_id IS NULL AND enabled")),
+    )
 
 
 class Click(db.Model):

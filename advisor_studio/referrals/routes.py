@@ -16,15 +16,16 @@ from advisor_studio.access import require, roles_required
 from advisor_studio.accounts.models import User
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.errors import DomainError, ValidationError
-from advisor_studio.extensions import db
+from advisor_studio.extensions import db, limiter
+from advisor_studio.referrals import conversions, queries, services
 from advisor_studio.referrals import groups as group_services
-from advisor_studio.referrals import queries, services
 from advisor_studio.referrals.forms import (
     BULK_TARGETS,
     EVENT_LABELS,
     KIND_LABELS,
     ArchiveForm,
     BulkLinkForm,
+    CustomerLinkForm,
     GroupForm,
     GroupImportForm,
     LinkForm,
@@ -543,3 +544,47 @@ def link_card(link_id: int):
     require(can_manage_link(current_user, link))
     return render_template("referrals/card.html", link=link, url=services.public_url(link),
                            profile=link.owner.advisor_profile)
+
+
+# --- customers' own links (以老带新) --------------------------------------------------------------
+
+
+def _customer_link_limit() -> str:
+    return current_app.config["CUSTOMER_LINK_RATE_LIMIT"]
+
+
+@bp.route("/customer-links", methods=["GET", "POST"])
+@roles_required("advisor", "admin")
+@limiter.limit(_customer_link_limit, methods=["POST"], key_func=lambda: f"customer-link:{current_user.get_id()}")
+def customer_link():
+    """Give a customer who opened an account through an advisor's link their own link to share.
+
+    Customers are known here only by a keyed hash of their reference, so the advisor types the
+    reference the account-opening system shows. An advisor finds only customers of their own links:
+    someone else's customer, an unknown reference and an unattributed customer read the same, so the
+    form reveals nothing about other advisors' customers.
+    """
+    form = CustomerLinkForm()
+    status = 400 if request.method == "POST" else 200
+    if form.validate_on_submit():
+        customer = conversions.find_customer(form.customer_ref.data)
+        brought_by = db.session.get(ReferralLink, customer.link_id) if customer and customer.link_id else None
+        if brought_by is None or not (is_admin(current_user) or brought_by.owner_id == current_user.id):
+            form.customer_ref.errors = [_("No customer of yours has this reference. Check it against the "
+                                          "account-opening system; only customers who came through your "
+                                          "links can be found.")]
+            status = 404
+        else:
+            try:
+                link = conversions.customer_link(customer, actor=current_user)
+            except DomainError as err:
+                db.session.rollback()
+                _flash_domain_error(err, form)
+                status = err.status
+            else:
+                db.session.commit()
+                flash(_("The customer's own link is %(code)s: give them the address or the QR code.",
+                        code=link.code), "success")
+                return redirect(url_for(".link", link_id=link.id))
+    return render_template("referrals/customer_link.html", form=form), status
+

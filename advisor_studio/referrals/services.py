@@ -207,10 +207,14 @@ def replace_link(link: ReferralLink, actor, **changes) -> ReferralLink:
         from advisor_studio.referrals.models import Customer
 
         customer = db.session.get(Customer, link.customer_id)
-    new = create_link(owner=link.owner, actor=actor, customer=customer, **wanted)
-    if not compare_and_set(link, [ReferralLink.replaced_by_id.is_(None)], replaced_by_id=new.id, enabled=False,
+    # Claim the old link first (disabled, still unreplaced): of two people replacing it at once one
+    # wins here, and a customer's one-current-link index never sees two enabled links of theirs.
+    if not compare_and_set(link, [ReferralLink.replaced_by_id.is_(None)], enabled=False,
                            disabled_at=link.disabled_at or now):
         raise stale_conflict(_("referral link"))
+    new = create_link(owner=link.owner, actor=actor, customer=customer, **wanted)
+    link.replaced_by_id = new.id
+    db.session.flush()
     audit.record("link.replaced", "referral_link", link.id, actor=actor,
                  details={"code": link.code, "replaced_by": new.code, "replaced_by_id": new.id,
                           "changed": sorted(k for k in changes if k in REPLACEABLE)})
