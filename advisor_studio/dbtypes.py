@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
@@ -38,3 +39,17 @@ class UTCDateTime(TypeDecorator):
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
     return datetime.now(UTC)
+
+
+# The brokerage counts days as its back office does: calendar days in China Standard Time (UTC+8, no
+# daylight saving). Fixed, not a setting: changing it would silently move history between days.
+BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
+
+
+def business_day(at: datetime) -> date:
+    """The business day of an aware instant (the ``day`` column of clicks, conversions and rollups)."""
+    return at.astimezone(BUSINESS_TZ).date()
+
+
+def business_today() -> date:
+    return business_day(utcnow())

@@ -2,7 +2,7 @@
 partner-reported post metrics.
 
 The raw ``clicks`` and ``conversions`` tables (referrals) stay the truth. ``analytics_daily`` is derived
-from them and can be rebuilt for any range of days at any time: one row per (UTC day, link, segment)
+from them and can be rebuilt for any range of days at any time: one row per (business day, link, segment)
 with every attribution dimension copied onto the row, so the funnel, the rankings and the CSV export
 group plain indexed columns with no joins. Per (day, link) the unique-visitor counts are additive, which
 is exactly how `flask links stats` counts them (a visitor counts once per link per day).
@@ -35,7 +35,7 @@ BIGINT = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
 
 class DailyRollup(db.Model):
-    """Clicks and conversions of one UTC day on one link (``link_id`` None: unattributed conversions)."""
+    """Clicks and conversions of one business day (Beijing) on one link (``link_id`` None: unattributed conversions)."""
 
     __tablename__ = "analytics_daily"
 
@@ -122,7 +122,7 @@ class FraudFlag(db.Model):
     subject: so.Mapped[str] = so.mapped_column(sa.String(200))
     status: so.Mapped[str] = so.mapped_column(sa.String(12), default=FLAG_OPEN)
     advisor_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id"), index=True)
-    day: so.Mapped[date] = so.mapped_column(sa.Date)  # UTC day of the earliest event covered
+    day: so.Mapped[date] = so.mapped_column(sa.Date)  # business day of the earliest event covered
     detail: so.Mapped[dict] = so.mapped_column(sa.JSON, default=dict)  # the numbers that raised it
     detected_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
     decided_by_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id"))

@@ -45,6 +45,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import Flask, current_app
 
+from advisor_studio.dbtypes import business_day
 from advisor_studio.extensions import db
 from advisor_studio.integrity.services import truncate_ip
 from advisor_studio.referrals.models import Click
@@ -127,7 +128,7 @@ _day_keys: dict[tuple[str, date], bytes] = {}
 
 
 def _day_key(secret: str, day: date) -> bytes:
-    """The visitor-hash key of one UTC day, derived from SECRET_KEY: never stored, gone the next day."""
+    """The visitor-hash key of one business day (Beijing), derived from SECRET_KEY: never stored, gone the next day."""
     key = _day_keys.get((secret, day))
     if key is None:
         key = hmac.new(secret.encode(), b"referral-visitor:" + day.isoformat().encode(), hashlib.sha256).digest()
@@ -157,7 +158,7 @@ def click_row(*, link: dict, approval_id: int | None, click_id: str, at: datetim
     """The row of one click: the link's attribution dimensions plus who clicked (JSON-ready)."""
     ua = (ua or "")[:UA_MAX]  # also bounds what the classification cache holds
     is_bot, in_app, device = classify(ua)
-    day = at.date()
+    day = business_day(at)
     prefix = ip_prefix(address)
     return {
         "click_id": click_id, "at": at.isoformat(), "day": day.isoformat(), "link_id": link["id"],

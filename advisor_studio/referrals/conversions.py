@@ -19,7 +19,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from advisor_studio import audit
-from advisor_studio.dbtypes import utcnow
+from advisor_studio.dbtypes import business_day, utcnow
 from advisor_studio.errors import Conflict, NotFound, ValidationError
 from advisor_studio.extensions import db
 from advisor_studio.referrals import attribution
@@ -298,7 +298,7 @@ def record_conversion(event: Event, *, idempotency_key: str, digest: str) -> Out
         customer.is_employee = True
     conversion = Conversion(
         idempotency_key=idempotency_key, body_sha256=digest, response={}, event=event.event,
-        customer_id=customer.id, occurred_at=event.occurred_at, day=event.occurred_at.date(),
+        customer_id=customer.id, occurred_at=event.occurred_at, day=business_day(event.occurred_at),
         amount=event.amount, currency=event.currency, is_employee=event.is_employee or customer.is_employee,
         link_id=getattr(link, "id", None), advisor_id=getattr(link, "owner_id", None),
         package_id=getattr(link, "package_id", None), channel_id=getattr(link, "channel_id", None),
@@ -351,9 +351,10 @@ def current_customer_link(customer: Customer) -> ReferralLink | None:
 def customer_link(customer: Customer, *, actor, destination: str | None = None) -> ReferralLink:
     """The converted customer's own link (one each), owned by the advisor who brought them.
 
-    Asking again returns the same link, also when it was disabled (its owner enables it again). A
-    partial unique index allows one unreplaced customer link per customer, so two people asking at once
-    get the one link: the loser of the race rolls back its savepoint and reads the winner's.
+    Asking again returns the same link, also when it was disabled (its owner enables it again). Two
+    people asking at once get the one link: the customer's row is locked (a no-op UPDATE: a row lock on
+    PostgreSQL, the write lock on SQLite) and the question asked again under the lock; a partial unique
+    index (one enabled, unreplaced customer link per customer) backs this against any other writer.
     """
     from advisor_studio.referrals import services
 
@@ -366,17 +367,15 @@ def customer_link(customer: Customer, *, actor, destination: str | None = None) 
     if not customer_has_converted(customer):
         raise Conflict(str(_l("Only a customer who opened an account can get their own referral link.")),
                        code="customer_not_converted")
-    advisor = db.session.get(ReferralLink, customer.link_id).owner
-    try:
-        with db.session.begin_nested():
-            return services.create_link(owner=advisor, destination=destination
-                                        or current_app.config["REFERRAL_DEFAULT_DESTINATION"], actor=actor,
-                                        customer=customer, kind=LINK_CUSTOMER, campaign=CUSTOMER_CAMPAIGN)
-    except sa.exc.IntegrityError:
-        existing = current_customer_link(customer)
-        if existing is None:
-            raise
+    db.session.execute(sa.update(Customer).where(Customer.id == customer.id).values(id=Customer.id)
+                       .execution_options(synchronize_session=False))
+    existing = current_customer_link(customer)
+    if existing is not None:
         return existing
+    advisor = db.session.get(ReferralLink, customer.link_id).owner
+    return services.create_link(owner=advisor, destination=destination
+                                or current_app.config["REFERRAL_DEFAULT_DESTINATION"], actor=actor,
+                                customer=customer, kind=LINK_CUSTOMER, campaign=CUSTOMER_CAMPAIGN)
 
 
 def find_customer(customer_ref: str) -> Customer | None:
@@ -411,9 +410,9 @@ def record_click(link: ReferralLink, *, at: datetime | None = None, visitor: str
     from advisor_studio.referrals.clicks import visitor_hash as hash_visitor
 
     at = at or utcnow()
-    visitor_hash = hash_visitor(current_app.config["SECRET_KEY"], at.date(), None,
+    visitor_hash = hash_visitor(current_app.config["SECRET_KEY"], business_day(at), None,
                                 visitor or secrets.token_hex(8))
-    click = Click(click_id=click_id or new_click_id(), at=at, day=at.date(), link_id=link.id,
+    click = Click(click_id=click_id or new_click_id(), at=at, day=business_day(at), link_id=link.id,
                   approval_id=approval_id, advisor_id=link.owner_id, package_id=link.package_id,
                   channel_id=link.channel_id, partner_id=link.partner_id, group_id=link.group_id,
                   campaign=link.campaign, is_bot=is_bot, is_head=False, is_duplicate=False, in_app=in_app,

@@ -131,7 +131,7 @@ class Click(db.Model):
     id: so.Mapped[int] = so.mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True)
     click_id: so.Mapped[str] = so.mapped_column(sa.String(32), unique=True)
     at: so.Mapped[datetime] = so.mapped_column(UTCDateTime)
-    day: so.Mapped[date] = so.mapped_column(sa.Date)  # UTC day of ``at``
+    day: so.Mapped[date] = so.mapped_column(sa.Date)  # business day (Beijing, dbtypes.business_day) of ``at``
     link_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("referral_links.id"))
     approval_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("approvals.id"))
     advisor_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id"))
@@ -183,7 +183,7 @@ class Conversion(db.Model):
     event: so.Mapped[str] = so.mapped_column(sa.String(24))
     customer_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("customers.id"), index=True)
     occurred_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime)
-    day: so.Mapped[date] = so.mapped_column(sa.Date)  # UTC day of ``occurred_at``
+    day: so.Mapped[date] = so.mapped_column(sa.Date)  # business day (Beijing) of ``occurred_at``
     received_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
     amount: so.Mapped[Decimal | None] = so.mapped_column(sa.Numeric(18, 2))
     currency: so.Mapped[str] = so.mapped_column(sa.String(3), default="CNY")

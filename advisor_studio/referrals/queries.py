@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from advisor_studio.accounts.models import User, UserRole
-from advisor_studio.dbtypes import utcnow
+from advisor_studio.dbtypes import business_today
 from advisor_studio.extensions import db
 from advisor_studio.referrals.models import EVENTS, Click, CommunityGroup, Conversion, ReferralLink
 
@@ -90,8 +90,8 @@ def link_counts(link_ids) -> dict[int, dict]:
 
 
 def daily_clicks(link_id: int, days: int = CHART_DAYS, today: date | None = None) -> list[tuple[date, int]]:
-    """Human clicks of a link on each of the last ``days`` UTC days (zeros included), oldest first."""
-    today = today or utcnow().date()
+    """Human clicks of a link on each of the last ``days`` business days (zeros included), oldest first."""
+    today = today or business_today()
     first = today - timedelta(days=days - 1)
     stmt = (sa.select(Click.day, sa.func.count()).where(Click.link_id == link_id, Click.is_bot.is_(False),
                                                         Click.day >= first)

@@ -33,7 +33,7 @@ def link_stats(link: ReferralLink) -> dict:
     clicks, bot_clicks = db.session.execute(
         sa.select(sa.func.count().filter(human), sa.func.count().filter(sa.not_(human)))
         .where(Click.link_id == link.id)).one()
-    # A visitor counts once per link per day: the hash's key changes every UTC day anyway.
+    # A visitor counts once per link per day: the hash's key changes every business day anyway.
     visitors = sa.select(Click.day, Click.visitor_hash).where(Click.link_id == link.id, human).distinct().subquery()
     unique_visitors = db.session.scalar(sa.select(sa.func.count()).select_from(visitors)) or 0
     opened = _event_count(link.id, "account_opened")

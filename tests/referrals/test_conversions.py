@@ -12,6 +12,7 @@ import requests
 import sqlalchemy as sa
 
 from advisor_studio.audit import AuditEntry
+from advisor_studio.dbtypes import business_day
 from advisor_studio.extensions import db
 from advisor_studio.referrals.attribution import sign
 from advisor_studio.referrals.models import Conversion, Customer, ReferralLink
@@ -49,7 +50,7 @@ def test_signup_through_a_click_is_stored_with_the_links_attribution(app, client
         link = db.session.scalar(sa.select(ReferralLink).where(ReferralLink.code == code))
         assert (row.link_id, row.advisor_id, row.campaign, row.currency) == (link.id, users["advisor"].id, "双十一",
                                                                                "CNY")
-        assert row.day == row.occurred_at.date() and row.amount is None and row.is_employee is False
+        assert row.day == business_day(row.occurred_at) and row.amount is None and row.is_employee is False
 
 
 def test_same_key_and_same_body_replays_the_first_answer_and_stores_nothing_new(app, client, click_id):

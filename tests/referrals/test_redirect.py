@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from advisor_studio.accounts.models import User
-from advisor_studio.dbtypes import utcnow
+from advisor_studio.dbtypes import business_day, utcnow
 from advisor_studio.extensions import db
 from advisor_studio.referrals import clicks
 from advisor_studio.referrals import services as referrals
@@ -97,7 +97,7 @@ def test_click_copies_every_attribution_dimension_and_the_live_approval(app, use
         assert link.partner_id is not None
     assert row.approval_id == approval.id
     assert row.click_id == click_id_of(resp)
-    assert row.day == row.at.date() and row.at.tzinfo is not None
+    assert row.day == business_day(row.at) and row.at.tzinfo is not None
     assert row.ip_prefix == "203.0.113.0/24"  # never the full address
     assert (row.is_bot, row.is_head, row.is_duplicate, row.in_app, row.device_class) == (
         False, False, False, "wechat", "mobile")
@@ -308,3 +308,12 @@ def test_precomputed_location_equals_destination_with(destination, utm):
     click_id = clicks.new_click_id()
     before, after = _location_parts(destination, utm)
     assert before + click_id + after == referrals.destination_with(_Dest(destination, utm), click_id)
+
+
+def test_click_days_are_business_days_in_beijing():
+    # 23:30 UTC is 07:30 the next morning in Beijing: the brokerage's back office counts it then.
+    from datetime import UTC, date, datetime
+
+    assert business_day(datetime(2026, 11, 29, 23, 30, tzinfo=UTC)) == date(2026, 11, 30)
+    assert business_day(datetime(2026, 11, 29, 15, 59, tzinfo=UTC)) == date(2026, 11, 29)
+    assert business_day(datetime(2026, 11, 29, 16, 0, tzinfo=UTC)) == date(2026, 11, 30)
