@@ -9,7 +9,6 @@ Create Date: 2026-11-30 01:55:00.000000
 import sqlalchemy as sa
 from alembic import op
 
-import advisor_studio.dbtypes
 
 # revision identifiers, used by Alembic.
 revision = '5e0b7d41c2a8'
@@ -21,7 +20,7 @@ depends_on = None
 def upgrade():
     with op.batch_alter_table('webhook_events', schema=None) as batch_op:
         batch_op.add_column(sa.Column('run', sa.Integer(), server_default=sa.text('1'), nullable=False))
-        batch_op.add_column(sa.Column('run_started_at', advisor_studio.dbtypes.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('run_started_at', sa.DateTime(), nullable=True))
     with op.batch_alter_table('webhook_attempts', schema=None) as batch_op:
         batch_op.add_column(sa.Column('run', sa.Integer(), server_default=sa.text('1'), nullable=False))
 

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-import advisor_studio.dbtypes
 
 CHANNEL_PLATFORMS_OLD = "platform IN ('douyin', 'kuaishou', 'bilibili', 'wechat_channels', 'xiaohongshu')"
 CHANNEL_PLATFORMS_NEW = ("platform IN ('douyin', 'kuaishou', 'bilibili', 'wechat_channels', 'xiaohongshu', "
@@ -48,11 +47,11 @@ def upgrade():
     sa.Column('channel_id', sa.Integer(), nullable=False),
     sa.Column('partner_id', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('created_at', advisor_studio.dbtypes.UTCDateTime(), nullable=False),
-    sa.Column('status_changed_at', advisor_studio.dbtypes.UTCDateTime(), nullable=False),
-    sa.Column('takedown_due_at', advisor_studio.dbtypes.UTCDateTime(), nullable=True),
-    sa.Column('takedown_completed_at', advisor_studio.dbtypes.UTCDateTime(), nullable=True),
-    sa.Column('overdue_notified_at', advisor_studio.dbtypes.UTCDateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('status_changed_at', sa.DateTime(), nullable=False),
+    sa.Column('takedown_due_at', sa.DateTime(), nullable=True),
+    sa.Column('takedown_completed_at', sa.DateTime(), nullable=True),
+    sa.Column('overdue_notified_at', sa.DateTime(), nullable=True),
     sa.Column('version', sa.Integer(), server_default=sa.text('1'), nullable=False),
     sa.CheckConstraint("status IN ('ready', 'published', 'withdrawn', 'expired')", name=op.f('ck_assignments_status_known')),
     sa.ForeignKeyConstraint(['approval_id'], ['approvals.id'], name=op.f('fk_assignments_approval_id_approvals')),
@@ -78,8 +77,8 @@ def upgrade():
     sa.Column('platform', sa.String(length=32), nullable=False),
     sa.Column('post_url', sa.String(length=1000), nullable=False),
     sa.Column('post_url_key', sa.String(length=1000), nullable=False),
-    sa.Column('published_at', advisor_studio.dbtypes.UTCDateTime(), nullable=False),
-    sa.Column('reported_at', advisor_studio.dbtypes.UTCDateTime(), nullable=False),
+    sa.Column('published_at', sa.DateTime(), nullable=False),
+    sa.Column('reported_at', sa.DateTime(), nullable=False),
     sa.Column('reported_by_user_id', sa.Integer(), nullable=True),
     sa.Column('reported_by_key_id', sa.Integer(), nullable=True),
     sa.CheckConstraint("platform IN ('douyin', 'kuaishou', 'bilibili', 'wechat_channels', 'xiaohongshu', 'other')", name=op.f('ck_publications_platform_known')),
@@ -101,11 +100,11 @@ def upgrade():
     sa.Column('assignment_id', sa.Integer(), nullable=True),
     sa.Column('type', sa.String(length=32), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
-    sa.Column('created_at', advisor_studio.dbtypes.UTCDateTime(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', advisor_studio.dbtypes.UTCDateTime(), nullable=True),
-    sa.Column('delivered_at', advisor_studio.dbtypes.UTCDateTime(), nullable=True),
+    sa.Column('next_attempt_at', sa.DateTime(), nullable=True),
+    sa.Column('delivered_at', sa.DateTime(), nullable=True),
     sa.Column('last_error', sa.String(length=500), nullable=True),
     sa.CheckConstraint("status IN ('pending', 'delivered', 'failed', 'skipped')", name=op.f('ck_webhook_events_status_known')),
     sa.CheckConstraint("type IN ('asset.assigned', 'asset.withdrawn', 'asset.expired', 'takedown.overdue', 'test')", name=op.f('ck_webhook_events_type_known')),
@@ -125,8 +124,8 @@ def upgrade():
     sa.Column('publication_id', sa.Integer(), nullable=False),
     sa.Column('assignment_id', sa.Integer(), nullable=False),
     sa.Column('partner_id', sa.Integer(), nullable=False),
-    sa.Column('removed_at', advisor_studio.dbtypes.UTCDateTime(), nullable=False),
-    sa.Column('confirmed_at', advisor_studio.dbtypes.UTCDateTime(), nullable=False),
+    sa.Column('removed_at', sa.DateTime(), nullable=False),
+    sa.Column('confirmed_at', sa.DateTime(), nullable=False),
     sa.Column('confirmed_by_user_id', sa.Integer(), nullable=True),
     sa.Column('confirmed_by_key_id', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['assignment_id'], ['assignments.id'], name=op.f('fk_takedowns_assignment_id_assignments')),
@@ -144,7 +143,7 @@ def upgrade():
     op.create_table('webhook_attempts',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('event_id', sa.Integer(), nullable=False),
-    sa.Column('attempted_at', advisor_studio.dbtypes.UTCDateTime(), nullable=False),
+    sa.Column('attempted_at', sa.DateTime(), nullable=False),
     sa.Column('url', sa.String(length=500), nullable=False),
     sa.Column('status_code', sa.Integer(), nullable=True),
     sa.Column('latency_ms', sa.Integer(), nullable=True),
@@ -174,7 +173,7 @@ def upgrade():
     with op.batch_alter_table('partner_api_keys', schema=None) as batch_op:
         batch_op.add_column(sa.Column('label', sa.String(length=120), nullable=True))
         batch_op.add_column(sa.Column('created_by_id', sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column('last_used_at', advisor_studio.dbtypes.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('last_used_at', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('revoked_by_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('revoke_reason', sa.String(length=500), nullable=True))
         batch_op.create_foreign_key(batch_op.f('fk_partner_api_keys_created_by_id_users'), 'users', ['created_by_id'], ['id'])
