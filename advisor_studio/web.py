@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, request, stream_with_context
 from flask_babel import gettext as _
+from werkzeug.http import parse_range_header
 from werkzeug.routing import IntegerConverter
 from werkzeug.urls import iri_to_uri
 
@@ -109,29 +110,25 @@ def safe_next(target: str | None) -> str | None:
     return iri_to_uri(target)
 
 
-# Byte positions of up to 18 digits: longer ones cannot be a position in any file, and int() refuses
-# strings of thousands of digits with an error.
-_RANGE_RE = re.compile(r"bytes=([0-9]{0,18})-([0-9]{0,18})$")
-
-
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
-    """(start, end) for a single satisfiable byte range, None without a header, False if unsatisfiable."""
+    """(start, end) for a single satisfiable byte range, None to ignore the header, False if unsatisfiable.
+
+    Werkzeug parses the header; what is left here is RFC 9110's reading of it: a malformed header,
+    another unit or several ranges are ignored (the whole file is sent), a suffix longer than the file
+    means the whole file, and a range starting at or past the end (or "bytes=-0") is unsatisfiable.
+    """
     if not header:
         return None
-    match = _RANGE_RE.match(header.strip())
-    if not match or (not match.group(1) and not match.group(2)):
-        return None  # malformed or multi-range: ignore the header and send everything (RFC 9110)
-    first, last = match.group(1), match.group(2)
-    if first and last and int(last) < int(first):
-        return None  # an invalid range-spec makes the whole header invalid: ignore it
-    if first:
-        start = int(first)
-        end = min(int(last), size - 1) if last else size - 1
+    if header.strip() == "bytes=-0":  # valid syntax that Werkzeug reads as malformed: nothing to send
+        return False
+    parsed = parse_range_header(header)
+    if parsed is None or parsed.units != "bytes" or len(parsed.ranges) != 1:
+        return None
+    start, stop = parsed.ranges[0]  # stop is exclusive; a suffix is (-length, None)
+    if start < 0:
+        start, end = max(size + start, 0), size - 1
     else:
-        length = int(last)
-        if length == 0:
-            return False
-        start, end = max(size - length, 0), size - 1
+        end = size - 1 if stop is None else min(stop, size) - 1
     if start >= size or start > end:
         return False
     return start, end

@@ -558,3 +558,17 @@ def test_local_storage_has_no_presigned_url(tmp_path):
     key = put_bytes(store, b"x")
 
     assert store.presigned_url(key, 60) is None
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("bytes=0-9", (0, 9)), ("bytes=990-", (990, 999)), ("bytes=-10", (990, 999)),
+    ("bytes=-5000", (0, 999)),  # a suffix longer than the file is the whole file (RFC 9110 14.1.2)
+    ("bytes=0-5000", (0, 999)), (" bytes=5-9 ", (5, 9)),
+    ("bytes=1000-", False), ("bytes=-0", False), (f"bytes={2**64}-", False),
+    ("bytes=0-1,5-6", None), ("items=0-9", None), ("bytes=9-3", None), ("bytes=٣-", None), (None, None),
+    ("bytes=" + "9" * 5000 + "-", None),
+])
+def test_parse_range_reads_a_header_as_rfc_9110_does(header, expected):
+    from advisor_studio.web import parse_range
+
+    assert parse_range(header, 1000) == expected

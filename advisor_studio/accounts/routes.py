@@ -287,8 +287,7 @@ def users():
     status = request.args.get("status") or ""
     stmt = sa.select(User).order_by(User.created_at.desc(), User.id.desc())
     if q:
-        like = f"%{q.lower()}%"
-        stmt = stmt.where(sa.or_(sa.func.lower(User.email).like(like), sa.func.lower(User.name).like(like)))
+        stmt = stmt.where(sa.or_(User.email.icontains(q, autoescape=True), User.name.icontains(q, autoescape=True)))
     if role:
         stmt = stmt.where(User.id.in_(sa.select(UserRole.user_id).where(UserRole.role == role)))
     if status in ("active", "inactive"):

@@ -316,8 +316,7 @@ def live_approvals_query(*, q: str = "", platform: str = "", flagged_only: bool 
                              so.load_only(Package.id, Package.title, Package.status),
                              so.lazyload(Package.author), so.selectinload(Package.channels)))))
     if q:
-        like = f"%{q.lower()}%"
-        stmt = stmt.where(sa.or_(sa.func.lower(Package.title).like(like), sa.func.lower(User.name).like(like)))
+        stmt = stmt.where(sa.or_(Package.title.icontains(q, autoescape=True), User.name.icontains(q, autoescape=True)))
     if platform:
         stmt = stmt.where(_package_on_platform(Package.id, platform))
     if flagged_only:
@@ -341,9 +340,8 @@ def lexicon_rules_query(version: int, *, q: str = "", kind: str = "", category: 
     """Rules in force in ``version`` matching the filters: forbidden, then required, then allowed contexts."""
     stmt = sa.select(LexiconRule).where(_in_version(version))
     if q:
-        like = f"%{q.lower()}%"
-        stmt = stmt.where(sa.or_(sa.func.lower(LexiconRule.phrase).like(like),
-                                 sa.func.lower(LexiconRule.note).like(like)))
+        stmt = stmt.where(sa.or_(LexiconRule.phrase.icontains(q, autoescape=True),
+                                 LexiconRule.note.icontains(q, autoescape=True)))
     if kind:
         stmt = stmt.where(LexiconRule.kind == kind)
     if category:

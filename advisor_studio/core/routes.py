@@ -122,7 +122,7 @@ def audit_log():
     start, end = query_date("from"), query_date("to")
     stmt = sa.select(AuditEntry).order_by(AuditEntry.seq.desc())
     if actor:
-        stmt = stmt.where(AuditEntry.actor_label.ilike(f"%{actor}%"))
+        stmt = stmt.where(AuditEntry.actor_label.icontains(actor, autoescape=True))
     if action:
         stmt = stmt.where(AuditEntry.action.startswith(action))
     if object_type:

@@ -207,7 +207,7 @@ def partners_page(*, q: str = "", active: bool | None = None, page: int = 1, per
 
     stmt = sa.select(Partner).order_by(Partner.name, Partner.id)
     if q:
-        stmt = stmt.where(sa.func.lower(Partner.name).contains(q.lower(), autoescape=True))
+        stmt = stmt.where(Partner.name.icontains(q, autoescape=True))
     if active is not None:
         stmt = stmt.where(Partner.active.is_(active))
     return db.paginate(stmt.options(so.selectinload(Partner.channels)), page=page, per_page=per_page,

@@ -49,9 +49,8 @@ def links_query(filters: LinkFilters) -> sa.Select:
     if filters.package_id is not None:
         stmt = stmt.where(ReferralLink.package_id == filters.package_id)
     if filters.q:
-        like = "%" + filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(sa.or_(ReferralLink.code.ilike(like, escape="\\"),
-                                 ReferralLink.campaign.ilike(like, escape="\\")))
+        stmt = stmt.where(sa.or_(ReferralLink.code.icontains(filters.q, autoescape=True),
+                                 ReferralLink.campaign.icontains(filters.q, autoescape=True)))
     return stmt
 
 
@@ -66,9 +65,8 @@ def groups_query(*, owner_id: int | None = None, platform: str | None = None, ar
     if platform:
         stmt = stmt.where(CommunityGroup.platform == platform)
     if q:
-        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(sa.or_(CommunityGroup.name.ilike(like, escape="\\"),
-                                 CommunityGroup.external_id.ilike(like, escape="\\")))
+        stmt = stmt.where(sa.or_(CommunityGroup.name.icontains(q, autoescape=True),
+                                 CommunityGroup.external_id.icontains(q, autoescape=True)))
     return stmt
 
 

@@ -224,16 +224,14 @@ def package_blocker(package: Package, decision: Review | None, latest: Rendition
 # --- my content ------------------------------------------------------------------------------------
 
 
-class _RowPagination(SelectPagination):
-    """db.paginate for a select of plain rows (kind, id, updated_at) rather than ORM entities."""
-
-    def _query_items(self) -> list:
-        select = self._query_args["select"].limit(self.per_page).offset(self._query_offset)
-        return list(self._query_args["session"].execute(select).all())
+def _row_key(kind: str, id_column):
+    """One text column "kind:id": db.paginate yields the first column of each row, so a page of the
+    union of scripts and packages is a page of these keys (Flask-SQLAlchemy's public API only)."""
+    return (sa.literal(f"{kind}:") + sa.cast(id_column, sa.String)).label("key")
 
 
 def _search(column, q: str):
-    return sa.func.lower(column).like(f"%{q.lower()}%") if q else sa.true()
+    return column.icontains(q, autoescape=True) if q else sa.true()
 
 
 def content_overview(user, *, q: str = "", kind: str = "", state: str = "", page: int = 1,
@@ -241,22 +239,18 @@ def content_overview(user, *, q: str = "", kind: str = "", state: str = "", page
     """Every script and package of ``user``, newest first, as ``Row`` items of one pagination."""
     statuses = STATE_GROUPS.get(state)
     parts = []
-    if kind in ("", "script"):
-        stmt = sa.select(sa.literal("script").label("kind"), Script.id.label("id"),
-                         Script.updated_at.label("updated_at")).where(Script.author_id == user.id,
-                                                                      _search(Script.title, q))
-        parts.append(stmt.where(Script.status.in_(statuses)) if statuses else stmt)
-    if kind in ("", "package"):
-        stmt = sa.select(sa.literal("package").label("kind"), Package.id.label("id"),
-                         Package.updated_at.label("updated_at")).where(Package.author_id == user.id,
-                                                                       _search(Package.title, q))
-        parts.append(stmt.where(Package.status.in_(statuses)) if statuses else stmt)
+    for name, model in (("script", Script), ("package", Package)):
+        if kind not in ("", name):
+            continue
+        stmt = sa.select(_row_key(name, model.id), sa.literal(name).label("kind"), model.id.label("id"),
+                         model.updated_at.label("updated_at")).where(model.author_id == user.id,
+                                                                     _search(model.title, q))
+        parts.append(stmt.where(model.status.in_(statuses)) if statuses else stmt)
     union = sa.union_all(*parts).subquery()
-    select = sa.select(union.c.kind, union.c.id, union.c.updated_at).order_by(
-        union.c.updated_at.desc(), union.c.kind, union.c.id.desc())
-    pagination = _RowPagination(select=select, session=db.session, page=page, per_page=per_page,
-                                error_out=False)
-    pagination.items = build_rows([(r.kind, r.id) for r in pagination.items])
+    select = sa.select(union.c.key).order_by(union.c.updated_at.desc(), union.c.kind, union.c.id.desc())
+    pagination = db.paginate(select, page=page, per_page=per_page, error_out=False)
+    keys = [key.split(":", 1) for key in pagination.items]
+    pagination.items = build_rows([(kind, int(ident)) for kind, ident in keys])
     return pagination
 
 

@@ -119,8 +119,8 @@ def scripts():
             .options(so.lazyload(Script.author), so.selectinload(Script.latest_revision))
             .order_by(Script.updated_at.desc(), Script.id.desc()))
     if q:
-        like = f"%{q.lower()}%"
-        stmt = stmt.where(sa.or_(sa.func.lower(Script.title).like(like), sa.func.lower(Script.caption).like(like)))
+        stmt = stmt.where(sa.or_(Script.title.icontains(q, autoescape=True),
+                                 Script.caption.icontains(q, autoescape=True)))
     if status:
         stmt = stmt.where(Script.status == status)
     page = db.paginate(stmt, page=_page_number(), per_page=_per_page(), error_out=False)
@@ -137,7 +137,7 @@ def packages():
                      so.selectinload(Package.channels))
             .order_by(Package.updated_at.desc(), Package.id.desc()))
     if q:
-        stmt = stmt.where(sa.func.lower(Package.title).like(f"%{q.lower()}%"))
+        stmt = stmt.where(Package.title.icontains(q, autoescape=True))
     if status:
         stmt = stmt.where(Package.status == status)
     page = db.paginate(stmt, page=_page_number(), per_page=_per_page(), error_out=False)
