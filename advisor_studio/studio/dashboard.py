@@ -21,6 +21,7 @@ from advisor_studio.compliance.models import STAGE_PACKAGE, STAGE_SCRIPT, Approv
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.extensions import db
 from advisor_studio.studio.models import (
+    PACKAGE_OPEN,
     PKG_APPROVED,
     PKG_ARCHIVED,
     PKG_CHANGES_REQUESTED,
@@ -33,6 +34,7 @@ from advisor_studio.studio.models import (
     SCRIPT_ARCHIVED,
     SCRIPT_CHANGES_REQUESTED,
     SCRIPT_DRAFT,
+    SCRIPT_OPEN,
     SCRIPT_REJECTED,
     SCRIPT_SUBMITTED,
     Package,
@@ -46,7 +48,7 @@ EXCERPT_CHARS = 80
 
 # The state filter of the lists: groups of statuses shared by scripts and packages.
 STATE_GROUPS = {
-    "action": (SCRIPT_DRAFT, SCRIPT_CHANGES_REQUESTED, PKG_EXPIRED),
+    "action": tuple(dict.fromkeys((*SCRIPT_OPEN, *PACKAGE_OPEN))),  # same words for both kinds
     "review": (SCRIPT_SUBMITTED,),
     "approved": (SCRIPT_APPROVED,),
     "closed": (SCRIPT_REJECTED, SCRIPT_ARCHIVED, PKG_WITHDRAWN),
@@ -187,7 +189,7 @@ def package_blocker(package: Package, decision: Review | None, latest: Rendition
                     approval: Approval | None, now: datetime | None = None) -> Blocker:
     """What the author (or compliance) must do next with a package."""
     status = package.status
-    if status in (PKG_DRAFT, PKG_CHANGES_REQUESTED, PKG_EXPIRED):
+    if status in PACKAGE_OPEN:
         offered = package.rendition
         newer = latest is not None and latest.id != package.rendition_id
         if newer and latest.status in (RENDER_QUEUED, RENDER_RUNNING):
@@ -368,11 +370,11 @@ def landing_data(user) -> dict:
     now = utcnow()
     open_scripts = list(db.session.scalars(
         sa.select(Script).where(Script.author_id == user.id,
-                                Script.status.in_((SCRIPT_DRAFT, SCRIPT_CHANGES_REQUESTED)))
+                                Script.status.in_(SCRIPT_OPEN))
         .order_by(Script.updated_at.desc()).limit(50)))
     open_packages = list(db.session.scalars(
         sa.select(Package).where(Package.author_id == user.id,
-                                 Package.status.in_((PKG_DRAFT, PKG_CHANGES_REQUESTED, PKG_EXPIRED)))
+                                 Package.status.in_(PACKAGE_OPEN))
         .options(so.selectinload(Package.rendition)).order_by(Package.updated_at.desc()).limit(50)))
     renditions = latest_renditions(p.id for p in open_packages)
     horizon = now + timedelta(days=EXPIRY_WARNING_DAYS)

@@ -45,6 +45,14 @@ FIELD_LABELS = {"title": _l("title"), "body": _l("script text"), "caption": _l("
 PACKAGE_STATUSES = (PKG_DRAFT, PKG_SUBMITTED, PKG_CHANGES_REQUESTED, PKG_APPROVED, PKG_REJECTED,
                     PKG_WITHDRAWN, PKG_EXPIRED, PKG_ARCHIVED)
 
+# Which statuses allow what: the one place these lists live (services enforce, pages and lists show).
+# Open work: the author's move (submit it); a package's rendition may still be swapped.
+SCRIPT_OPEN = (SCRIPT_DRAFT, SCRIPT_CHANGES_REQUESTED)
+PACKAGE_OPEN = (PKG_DRAFT, PKG_CHANGES_REQUESTED, PKG_EXPIRED)
+# Editable: open work, plus approved content (editing it reopens it as a draft).
+SCRIPT_EDITABLE = (*SCRIPT_OPEN, SCRIPT_APPROVED)
+PACKAGE_EDITABLE = (*PACKAGE_OPEN, PKG_APPROVED)
+
 
 class Script(db.Model):
     """An advisor's working script; submitting it freezes a ScriptRevision."""

@@ -27,14 +27,11 @@ from advisor_studio.studio.forms import ActionForm, ArchiveForm, PackageForm, Sc
 from advisor_studio.studio.models import (
     BODY_MAX,
     CAPTION_MAX,
+    PACKAGE_EDITABLE,
+    PACKAGE_OPEN,
     PACKAGE_STATUSES,
     PKG_APPROVED,
-    PKG_CHANGES_REQUESTED,
-    PKG_DRAFT,
-    PKG_EXPIRED,
-    SCRIPT_APPROVED,
-    SCRIPT_CHANGES_REQUESTED,
-    SCRIPT_DRAFT,
+    SCRIPT_EDITABLE,
     SCRIPT_STATUSES,
     Package,
     Script,
@@ -52,8 +49,6 @@ from advisor_studio.web import query_int, query_page
 
 bp = Blueprint("studio", __name__, url_prefix="/studio")
 
-SCRIPT_EDITABLE = (SCRIPT_DRAFT, SCRIPT_CHANGES_REQUESTED, SCRIPT_APPROVED)
-PACKAGE_EDITABLE = (PKG_DRAFT, PKG_CHANGES_REQUESTED, PKG_APPROVED, PKG_EXPIRED)
 DIFF_FIELDS = ("title", "body", "caption", "hashtags")
 
 
@@ -411,7 +406,9 @@ def _package_page(package: Package, form: PackageForm, groups, *, report=None, r
     return render_template(
         "studio/package.html", package=package, form=form, channel_groups=groups,
         editable=can_edit_package(current_user, package) and package.status in PACKAGE_EDITABLE,
-        can_edit=can_edit_package(current_user, package), checklist=checklist, ready=all(checklist.values()),
+        can_edit=can_edit_package(current_user, package), checklist=checklist,
+        submittable=can_edit_package(current_user, package) and package.status in PACKAGE_OPEN,
+        ready=all(checklist.values()),
         scan=scan, report=report,
         report_texts=report_texts, subtitle_lines=subtitle_lines,
         preview_lines=services.subtitle_lines_not_in_script(package) if scan is None else None,
@@ -452,6 +449,10 @@ def package(package_id: int):
         _field_errors(err, form)
         return _package_page(package, form, groups, error=err, status=err.status)
     db.session.commit()
+    if request.form.get("then_submit") == "1" and package.status in PACKAGE_OPEN:
+        # "Submit" pressed with the edit form's state (ticked channels, a new caption): saved first,
+        # so nothing typed is lost whether or not the submission then goes through.
+        return _submit_package(package, saved=True)
     flash(_("Package saved."), "success")
     return redirect(url_for(".package", package_id=package.id))
 
@@ -469,17 +470,27 @@ def package_submit(package_id: int):
     package = db.get_or_404(Package, package_id)
     require(can_edit_package(current_user, package))
     if ActionForm().validate_on_submit():
-        try:
-            services.submit_package(package, current_user)
-        except services.BlockingFindings as err:
-            texts = compliance.package_fields(package)
-            db.session.rollback()
-            return _package_action_error(package, err, report=err.report, report_texts=texts)
-        except DomainError as err:
-            db.session.rollback()
-            return _package_action_error(package, err)
-        db.session.commit()
-        flash(_("Package submitted for final review."), "success")
+        return _submit_package(package)
+    return redirect(url_for(".package", package_id=package.id))
+
+
+def _submit_package(package: Package, *, saved: bool = False):
+    try:
+        services.submit_package(package, current_user)
+    except services.BlockingFindings as err:
+        texts = compliance.package_fields(package)
+        db.session.rollback()
+        if saved:
+            flash(_("Your changes were saved, but the package was not submitted."), "warning")
+        return _package_action_error(package, err, report=err.report, report_texts=texts)
+    except DomainError as err:
+        db.session.rollback()
+        if saved:
+            flash(_("Your changes were saved, but the package was not submitted."), "warning")
+        return _package_action_error(package, err)
+    db.session.commit()
+    flash(_("Package saved and submitted for final review.") if saved
+          else _("Package submitted for final review."), "success")
     return redirect(url_for(".package", package_id=package.id))
 
 

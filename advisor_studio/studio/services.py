@@ -23,16 +23,18 @@ from advisor_studio.studio.models import (
     CAPTION_MAX,
     FIELD_LABELS,
     HASHTAG_MAX,
+    PACKAGE_EDITABLE,
+    PACKAGE_OPEN,
     PKG_APPROVED,
     PKG_ARCHIVED,
-    PKG_CHANGES_REQUESTED,
     PKG_DRAFT,
     PKG_EXPIRED,
     PKG_SUBMITTED,
     SCRIPT_APPROVED,
     SCRIPT_ARCHIVED,
-    SCRIPT_CHANGES_REQUESTED,
     SCRIPT_DRAFT,
+    SCRIPT_EDITABLE,
+    SCRIPT_OPEN,
     SCRIPT_SUBMITTED,
     STATUS_LABELS,
     TITLE_MAX,
@@ -134,7 +136,7 @@ def update_script(script: Script, actor, *, title, body, caption, hashtags, plat
     _require_author(script, actor)
     if script.status == SCRIPT_SUBMITTED:
         raise Conflict(_("The script is waiting for review. Recall it before editing."), code="in_review")
-    if script.status not in (SCRIPT_DRAFT, SCRIPT_CHANGES_REQUESTED, SCRIPT_APPROVED):
+    if script.status not in SCRIPT_EDITABLE:
         raise Conflict(_("A %(status)s script cannot be edited.", status=STATUS_LABELS[script.status]),
                        code="not_editable")
     content = _script_content(title, body, caption, hashtags, platforms)
@@ -173,7 +175,7 @@ def revision_hash(content: dict) -> str:
 def submit_script(script: Script, actor) -> ScriptRevision:
     """Freeze an immutable revision, pre-check it and queue it for script pre-approval."""
     _require_author(script, actor)
-    if script.status not in (SCRIPT_DRAFT, SCRIPT_CHANGES_REQUESTED):
+    if script.status not in SCRIPT_OPEN:
         raise Conflict(_("Only a draft or returned script can be submitted."), code="not_submittable")
     if not script.body.strip():
         raise ValidationError(_("The script body is empty."), fields={"body": _("required")})
@@ -298,7 +300,7 @@ def _require_editable(package: Package, actor) -> None:
     _require_author(package, actor)
     if package.status == PKG_SUBMITTED:
         raise Conflict(_("The package is waiting for review. Recall it before editing."), code="in_review")
-    if package.status not in (PKG_DRAFT, PKG_CHANGES_REQUESTED, PKG_APPROVED, PKG_EXPIRED):
+    if package.status not in PACKAGE_EDITABLE:
         raise Conflict(_("A %(status)s package cannot be edited.", status=STATUS_LABELS[package.status]),
                        code="not_editable")
 
@@ -358,7 +360,7 @@ def _rerender(package: Package, actor) -> None:
 def _rerender_if_stale(package: Package, actor) -> None:
     from advisor_studio.video import services as video
 
-    if package.status in (PKG_DRAFT, PKG_CHANGES_REQUESTED, PKG_EXPIRED) and package.rendition is not None \
+    if package.status in PACKAGE_OPEN and package.rendition is not None \
             and not video.rendition_is_current(package):
         _rerender(package, actor)
 
@@ -410,7 +412,7 @@ def submit_package(package: Package, actor) -> Package:
     from advisor_studio.video import services as video
 
     _require_author(package, actor)
-    if package.status not in (PKG_DRAFT, PKG_CHANGES_REQUESTED, PKG_EXPIRED):
+    if package.status not in PACKAGE_OPEN:
         raise Conflict(_("Only a draft, returned or expired package can be submitted."), code="not_submittable")
     if not script_is_preapproved(package.script_revision):
         raise Conflict(_("The script revision of this package is no longer pre-approved."),

@@ -15,7 +15,7 @@ from advisor_studio.errors import DomainError
 from advisor_studio.extensions import db
 from advisor_studio.integrity.downloads import serve_rendition_in_app
 from advisor_studio.integrity.models import FILE_COVER, FILE_VIDEO
-from advisor_studio.studio.models import Package
+from advisor_studio.studio.models import PACKAGE_EDITABLE, Package
 from advisor_studio.video import services
 from advisor_studio.video.forms import DisclaimerForm, RetryForm
 from advisor_studio.video.models import DisclaimerTemplate, Rendition
@@ -31,7 +31,7 @@ def video_panel_for(package) -> dict:
         db.select(Rendition).where(Rendition.package_id == package.id).order_by(Rendition.id.desc())
         .options(db.selectinload(Rendition.source))).all()
     return {"renditions": renditions, "can_upload": can_upload_video(current_user, package)
-            and package.status in ("draft", "changes_requested", "approved", "expired")}
+            and package.status in PACKAGE_EDITABLE}
 
 
 def _wants_json() -> bool:

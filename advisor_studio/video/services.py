@@ -18,7 +18,7 @@ from advisor_studio import audit, storage
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.errors import Conflict, PermissionDenied, ValidationError
 from advisor_studio.extensions import db
-from advisor_studio.studio.models import STATUS_LABELS
+from advisor_studio.studio.models import PACKAGE_EDITABLE, STATUS_LABELS
 from advisor_studio.tasks_util import enqueue_after_commit
 from advisor_studio.video import render as render_logic
 from advisor_studio.video.models import (
@@ -120,7 +120,7 @@ def accept_upload(package, actor, stream, filename: str) -> SourceVideo:
     """Stream an upload to storage, probe it by content, keep it or refuse it (the refused file is removed)."""
     if actor is None or package.author_id != actor.id:
         raise PermissionDenied(_("Only the author uploads videos to a package."))
-    if package.status not in ("draft", "changes_requested", "approved", "expired"):
+    if package.status not in PACKAGE_EDITABLE:
         raise Conflict(_("A %(status)s package does not take new videos.", status=STATUS_LABELS[package.status]))
     store = storage.get_storage()
     stored = store.put_stream(stream, storage.new_key("sources", ".bin"))
@@ -225,13 +225,13 @@ def rendition_is_current(package, rendition=None) -> bool:
 def adopt_if_current(rendition: Rendition, actor) -> bool:
     """Make a ready rendition the package's if it matches the current inputs and nothing approved is in the way."""
     from advisor_studio.studio import services as studio
-    from advisor_studio.studio.models import PKG_CHANGES_REQUESTED, PKG_DRAFT, PKG_EXPIRED
+    from advisor_studio.studio.models import PACKAGE_OPEN
 
     package = rendition.package
     if not rendition.is_ready or not rendition_is_current(package, rendition):
         return False
     # Never behind a live approval or a review; an expired package takes it (and returns to draft) for renewal.
-    if package.rendition_id is not None and package.status not in (PKG_DRAFT, PKG_CHANGES_REQUESTED, PKG_EXPIRED):
+    if package.rendition_id is not None and package.status not in PACKAGE_OPEN:
         return False
     studio.set_rendition(package, rendition, actor)
     return True

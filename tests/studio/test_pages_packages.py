@@ -149,6 +149,34 @@ def test_submit_without_channels_is_refused(app, users):
     assert package_state(app, package_id)["status"] == "draft"
 
 
+def test_submit_button_saves_the_ticked_channels_then_submits(app, users):
+    # Ticking a channel and pressing submit without saving first used to lose the tick.
+    package_id = package_for(app, users["advisor"].id, users["compliance"].id, rendition=True, channel=False)
+    with app.app_context():
+        channel = make_channel(partner_name="蓝海MCN", platform="douyin").id
+        db.session.commit()
+    client = signed_in(app, users["advisor"])
+    page = client.get(f"/studio/packages/{package_id}")
+    [button] = by_testid(page, "submit-package")
+    assert attr(button, "form") == "package-form" and attr(button, "name") == "then_submit"
+    resp = post_form(client, f"/studio/packages/{package_id}", form_of(app, package_id, channels=[channel],
+                                                                      then_submit="1"))
+    assert resp.status_code == 302
+    state = package_state(app, package_id)
+    assert (state["status"], state["channels"]) == ("submitted", [channel])
+
+
+def test_save_and_submit_keeps_the_changes_when_the_submission_is_refused(app, users):
+    package_id = package_for(app, users["advisor"].id, users["compliance"].id, rendition=True)
+    client = signed_in(app, users["advisor"])
+    resp = post_form(client, f"/studio/packages/{package_id}",
+                     form_of(app, package_id, caption="跟着我稳赚不赔", then_submit="1"))
+    assert resp.status_code == 400
+    assert attr(by_testid(resp, "findings")[0], "data-blocking") == "true"
+    state = package_state(app, package_id)
+    assert (state["status"], state["caption"]) == ("draft", "跟着我稳赚不赔")
+
+
 def test_blocking_caption_refuses_the_package_submission_with_the_report(app, users):
     package_id = package_for(app, users["advisor"].id, users["compliance"].id, rendition=True)
     with app.app_context():
