@@ -680,8 +680,7 @@ def rescan_live_approvals(version: int) -> int:
         sa.select(Package.id).where(Package.status == PKG_APPROVED).order_by(Package.id)).all())
     for package_id, approval in sorted(live.items()):
         package = db.session.get(Package, package_id)
-        report = scan_fields(package_fields(package), platforms=package_platforms(package),
-                             advisor=package.author, version=version)
+        report = precheck_package(package, version=version)
         scan = record_scan("package", package.id, report)
         if report["blocking"] and approval.flagged_at is None:
             approval.flagged_at = utcnow()
@@ -691,6 +690,21 @@ def rescan_live_approvals(version: int) -> int:
             audit.record("approval.flagged", "approval", approval.id, actor="system",
                          details={"lexicon_version": version, "scan_id": scan.id})
     return flagged
+
+
+def precheck_package(package, *, version: int | None = None) -> dict:
+    """The pre-check of a package's texts for the platforms it targets (nothing stored)."""
+    return scan_fields(package_fields(package), platforms=package_platforms(package), advisor=package.author,
+                       version=version)
+
+
+def queue_package_review(package, actor, report: dict) -> Review:
+    """A package submission's one step in compliance: record its pre-check, pin the manifest (with its
+    referral links) and open the final review, superseding an older open one."""
+    scan = record_scan("package", package.id, report)
+    manifest = package_manifest(package, report["lexicon_version"])
+    return open_review(stage=STAGE_PACKAGE, script=package.script, revision=package.script_revision,
+                       package=package, author=actor, manifest=manifest, scan=scan, priority=package.priority)
 
 
 def package_fields(package) -> dict[str, str]:

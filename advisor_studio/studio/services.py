@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 
 from advisor_studio import audit
 from advisor_studio.compliance import services as compliance
-from advisor_studio.compliance.models import STAGE_PACKAGE, STAGE_SCRIPT, Approval
+from advisor_studio.compliance.models import STAGE_SCRIPT, Approval
 from advisor_studio.compliance.scanner import PLATFORMS, normalize_phrase
 from advisor_studio.concurrency import flush_or_conflict
 from advisor_studio.dbtypes import utcnow
@@ -426,21 +426,17 @@ def submit_package(package: Package, actor) -> Package:
                          "one, then submit."), code="rendition_stale")
     if not package.channels:
         raise ValidationError(_("Choose at least one MCN channel."), fields={"channels": _("required")})
-    report = compliance.scan_fields(compliance.package_fields(package),
-                                    platforms=compliance.package_platforms(package), advisor=package.author)
+    report = compliance.precheck_package(package)
     report["subtitle_lines"] = subtitle_lines_not_in_script(package)
     if report["blocking"]:
         raise BlockingFindings(_("The pre-check found blocking problems. Fix them before submitting."), report)
-    scan = compliance.record_scan("package", package.id, report)
     from advisor_studio.referrals import sharing
 
     # One referral link per target channel, so the manifest (and the approval) pins what partners post.
     sharing.ensure_package_links(package, actor)
-    manifest = compliance.package_manifest(package, report["lexicon_version"])
+    review = compliance.queue_package_review(package, actor, report)
     states.transition_package(package, PKG_SUBMITTED, actor, "",
-                              {"manifest_sha256": compliance.manifest_hash(manifest), "scan_id": scan.id})
-    compliance.open_review(stage=STAGE_PACKAGE, script=package.script, revision=package.script_revision,
-                           package=package, author=actor, manifest=manifest, scan=scan, priority=package.priority)
+                              {"manifest_sha256": review.manifest_sha256, "scan_id": review.scan_id})
     return package
 
 
