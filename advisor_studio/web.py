@@ -189,3 +189,10 @@ def stream_object(key: str, filename: str | None = None, content_type: str = "ap
     body = stream_with_context(store.iter_range(key, plan.start, plan.end))
     return Response(body, status=plan.status, headers=plan.headers, content_type=content_type,
                     direct_passthrough=True)
+
+
+def csv_cell(value) -> str:
+    """A value for a CSV export: a cell starting with = + - @ (or a tab or CR) is a formula in Excel, so
+    it gets a leading apostrophe; a campaign name or an audit detail must never run as one."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -37,6 +37,7 @@ PAGES = [
     ("/admin/users/new", {"admin"}),
     ("/admin/users/{advisor_id}", {"admin"}),
     ("/audit", {"compliance", "admin"}),
+    ("/audit/export.csv", {"compliance", "admin"}),
     ("/account/profile", {"advisor"}),
     ("/advisors/{advisor_id}/avatar.jpg", {"advisor", "compliance", "mcn", "admin"}, 404),  # no photo yet
     ("/compliance/disclaimer", {"compliance"}),

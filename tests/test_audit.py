@@ -144,12 +144,76 @@ def test_audit_page_filters_by_action_actor_and_object(app, users):
         _record_some(3, "lexicon.changed")
     client = signed_in(app, users["compliance"])
     body = client.get("/audit", query_string={"action": "lexicon.changed"}).get_data(as_text=True)
-    assert body.count("lexicon.changed</code>") == 3
+    assert body.count('data-action="lexicon.changed"') == 3
     body = client.get("/audit", query_string={"actor": users["compliance"].email}).get_data(as_text=True)
-    assert "user.login</code>" in body and "lexicon.changed</code>" not in body
+    assert 'data-action="user.login"' in body and 'data-action="lexicon.changed"' not in body
     body = client.get("/audit", query_string={"object_type": "thing", "object_id": "1"}).get_data(as_text=True)
-    assert body.count("lexicon.changed</code>") == 1
+    assert body.count('data-action="lexicon.changed"') == 1
     body = client.get("/audit", query_string={"from": "2000-01-01", "to": "2000-01-02"}).get_data(as_text=True)
     assert 'data-testid="empty-state"' in body
     # A date that is not YYYY-MM-DD is refused with the expected form (tests/test_input_bounds.py).
     assert client.get("/audit", query_string={"from": "not-a-date"}).status_code == 400
+
+
+def _english(app, record):
+    from tests.conftest import post_form
+
+    client = signed_in(app, record)
+    assert post_form(client, "/language/en", {"next": "/audit"}, form_page="/audit").status_code == 302
+    return client
+
+
+def test_audit_timeline_reads_as_sentences_with_linked_objects_in_both_languages(app, users):
+    with app.app_context():
+        audit.record("package.submitted", "package", 7, actor="advisor@example.com",
+                     details={"manifest_sha256": "ab" * 32, "scan_id": 3})
+        db.session.commit()
+    zh = signed_in(app, users["compliance"]).get("/audit", query_string={"object_type": "package"})
+    body = zh.get_data(as_text=True)
+    assert "提交作品包终审" in body and "作品包 #7" in body and "北京时间" in body
+    assert 'href="/studio/packages/7"' in body  # compliance may open packages
+    assert "manifest_sha256" in body and "ab" * 32 in body  # details as labelled values, hashes one click away
+    en = _english(app, users["compliance"]).get("/audit", query_string={"object_type": "package"})
+    assert "submitted a package for final review" in en.get_data(as_text=True)
+
+
+def test_objects_are_linked_only_for_readers_who_may_open_them(app, users):
+    with app.app_context():
+        audit.record("user.updated", "user", users["advisor"].id, actor="admin@example.com")
+        db.session.commit()
+    link = f'href="/admin/users/{users["advisor"].id}"'
+    query = {"object_type": "user", "action": "user.updated"}
+    assert link in signed_in(app, users["admin"]).get("/audit", query_string=query).get_data(as_text=True)
+    assert link not in signed_in(app, users["compliance"]).get("/audit", query_string=query).get_data(as_text=True)
+
+
+def test_an_unknown_action_still_shows_as_its_code(app, users):
+    with app.app_context():
+        audit.record("future.thing_done", "gizmo", "x1", actor="system")
+        db.session.commit()
+    body = signed_in(app, users["compliance"]).get("/audit", query_string={"action": "future."}).get_data(as_text=True)
+    assert "future.thing_done" in body and "gizmo #x1" in body
+
+
+def test_csv_export_has_exactly_the_filtered_entries(app, users):
+    import csv
+    import io
+
+    with app.app_context():
+        _record_some(4, "lexicon.changed")
+        audit.record("package.submitted", "package", 9, actor="=cmd|' /C calc'!A0")
+        db.session.commit()
+    client = signed_in(app, users["compliance"])
+    resp = client.get("/audit/export.csv", query_string={"action": "lexicon.changed"})
+    assert resp.status_code == 200 and resp.mimetype == "text/csv"
+    text = resp.get_data(as_text=True)
+    assert text.startswith("\ufeff")
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    assert len(rows) == 1 + 4 and {row[4] for row in rows[1:]} == {"lexicon.changed"}
+    page = client.get("/audit", query_string={"action": "lexicon.changed"}).get_data(as_text=True)
+    assert [row[-1] for row in rows[1:]] == [
+        line.split(">", 1)[1].split("<", 1)[0] for line in page.split('data-testid="audit-hash"')[1:]]
+    rows = list(csv.reader(io.StringIO(client.get("/audit/export.csv", query_string={
+        "object_type": "package"}).get_data(as_text=True).lstrip("\ufeff"))))
+    assert rows[1][2].startswith("'=")  # a formula-looking actor is neutralised for Excel
+

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+import csv
+import io
+import json
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import (
     Blueprint,
+    Response,
     current_app,
     jsonify,
     redirect,
     render_template,
     request,
     session,
+    stream_with_context,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from advisor_studio import storage
@@ -23,9 +28,10 @@ from advisor_studio.access import login_required, machine, public, require, role
 from advisor_studio.accounts.models import User
 from advisor_studio.accounts.permissions import can_read_audit_log
 from advisor_studio.audit import AuditEntry
+from advisor_studio.core import audit_view
 from advisor_studio.extensions import db
 from advisor_studio.integrity.downloads import serve_signed
-from advisor_studio.web import query_date, query_page, safe_next
+from advisor_studio.web import csv_cell, query_date, query_page, safe_next
 
 bp = Blueprint("core", __name__)
 
@@ -110,37 +116,66 @@ def broker_reachable() -> bool:
 # --- audit log --------------------------------------------------------------------------------
 
 
+def _audit_filters() -> tuple[dict, ZoneInfo]:
+    args = request.args
+    filters = {"actor": (args.get("actor") or "").strip()[:254], "action": (args.get("action") or "").strip()[:64],
+               "object_type": (args.get("object_type") or "").strip()[:64],
+               "object_id": (args.get("object_id") or "").strip()[:64],
+               "from": args.get("from", "")[:10], "to": args.get("to", "")[:10]}
+    return filters, ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
+
+
+def _audit_query(filters: dict, tz: ZoneInfo):
+    return audit_view.entries_query(actor=filters["actor"], action=filters["action"],
+                                    object_type=filters["object_type"], object_id=filters["object_id"],
+                                    start=query_date("from"), end=query_date("to"), tz=tz)
+
+
 @bp.route("/audit")
 @roles_required("compliance", "admin")
 def audit_log():
+    """A readable timeline: who did what to which object (linked), when in Beijing time, the details
+    as labelled values, the raw entry with its hashes one click away."""
     require(can_read_audit_log(current_user))
-    args = request.args
-    actor = (args.get("actor") or "").strip()[:254]
-    action = (args.get("action") or "").strip()[:64]
-    object_type = (args.get("object_type") or "").strip()[:64]
-    object_id = (args.get("object_id") or "").strip()[:64]
-    start, end = query_date("from"), query_date("to")
-    stmt = sa.select(AuditEntry).order_by(AuditEntry.seq.desc())
-    if actor:
-        stmt = stmt.where(AuditEntry.actor_label.icontains(actor, autoescape=True))
-    if action:
-        stmt = stmt.where(AuditEntry.action.startswith(action))
-    if object_type:
-        stmt = stmt.where(AuditEntry.object_type == object_type)
-    if object_id:
-        stmt = stmt.where(AuditEntry.object_id == object_id)
-    tz = ZoneInfo(current_app.config["BABEL_DEFAULT_TIMEZONE"])
-    if start:
-        stmt = stmt.where(AuditEntry.at >= datetime.combine(start, time.min, tz))
-    if end:
-        stmt = stmt.where(AuditEntry.at < datetime.combine(end + timedelta(days=1), time.min, tz))
-    page = db.paginate(stmt, page=query_page(), per_page=50, error_out=False)
-    actions = db.session.scalars(sa.select(AuditEntry.action).distinct().order_by(AuditEntry.action)).all()
+    filters, tz = _audit_filters()
+    page = db.paginate(_audit_query(filters, tz), page=query_page(), per_page=50, error_out=False)
+    codes = db.session.scalars(sa.select(AuditEntry.action).distinct().order_by(AuditEntry.action)).all()
+    types = db.session.scalars(sa.select(AuditEntry.object_type).distinct().order_by(AuditEntry.object_type)).all()
     return render_template(
-        "core/audit_log.html", page=page, actions=actions,
-        filters={"actor": actor, "action": action, "object_type": object_type, "object_id": object_id,
-                 "from": args.get("from", ""), "to": args.get("to", "")},
+        "core/audit_log.html", page=page, filters=filters, view=audit_view, tz_name=str(tz),
+        actions=sorted(((code, audit_view.action_label(code)) for code in codes), key=lambda pair: pair[1]),
+        object_types=[(code, audit_view.object_label(code)) for code in types],
     )
+
+
+@bp.route("/audit/export.csv")
+@roles_required("compliance", "admin")
+def audit_export():
+    """The filtered entries as CSV (UTF-8 with BOM, for Excel), newest first, at most EXPORT_MAX_ROWS."""
+    require(can_read_audit_log(current_user))
+    filters, tz = _audit_filters()
+    stmt = _audit_query(filters, tz).limit(audit_view.EXPORT_MAX_ROWS)
+    header = ["seq", _("Time") + f" ({tz})", _("Actor"), _("Action"), "action", _("Object"), "object_type",
+              "object_id", _("Details"), "prev_hash", "entry_hash"]
+
+    def rows():
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow(header)
+        yield "\ufeff" + out.getvalue()
+        for entry in db.session.scalars(stmt.execution_options(yield_per=1000)):
+            out.seek(0)
+            out.truncate()
+            writer.writerow([csv_cell(v) for v in (
+                entry.seq, entry.at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), entry.actor_label,
+                audit_view.action_label(entry.action), entry.action, audit_view.object_label(entry.object_type),
+                entry.object_type, entry.object_id,
+                json.dumps(entry.details or {}, ensure_ascii=False, sort_keys=True), entry.prev_hash,
+                entry.entry_hash)])
+            yield out.getvalue()
+
+    return Response(stream_with_context(rows()), content_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": 'attachment; filename="audit-log.csv"', "Cache-Control": "no-store"})
 
 
 # --- signed downloads -----------------------------------------------------------------------------

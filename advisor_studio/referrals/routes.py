@@ -47,7 +47,7 @@ from advisor_studio.referrals.permissions import (
     can_view_link,
     is_admin,
 )
-from advisor_studio.web import query_int, query_page
+from advisor_studio.web import csv_cell, query_int, query_page
 
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")
 
@@ -132,7 +132,7 @@ def groups_export():
     # The import's columns first, so an exported file can be edited and imported elsewhere.
     writer.writerow([*group_services.CSV_COLUMNS, "id", "advisor", "archived_at"])
     for group in db.session.scalars(stmt.limit(EXPORT_MAX_ROWS)).unique():
-        writer.writerow([_csv_cell(v) for v in (
+        writer.writerow([csv_cell(v) for v in (
             group.platform, group.name, group.external_id, group.member_count, "|".join(group.tags or []),
             group.id, group.owner.name, group.archived_at.isoformat() if group.archived_at else "")])
     return Response(out.getvalue().encode("utf-8"), content_type="text/csv; charset=utf-8", headers={
@@ -324,12 +324,6 @@ EXPORT_COLUMNS = ("code", "public_url", "kind", "advisor", "sac_number", "packag
                   "replaced_by_id", "clicks", *EVENTS)
 
 
-def _csv_cell(value) -> str:
-    text = "" if value is None else str(value)
-    # A cell starting with = + - @ is a formula in Excel: a campaign name must not run as one.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 @bp.route("/links/export.csv")
 @roles_required("advisor", "admin", "compliance")
 def links_export():
@@ -343,7 +337,7 @@ def links_export():
     for link in rows:
         profile = link.owner.advisor_profile
         c = counts[link.id]
-        writer.writerow([_csv_cell(v) for v in (
+        writer.writerow([csv_cell(v) for v in (
             link.code, services.public_url(link), link.kind, link.owner.name, profile.sac_number if profile else "",
             link.package_id, link.package.title if link.package else "", link.channel.label if link.channel else "",
             link.group.name if link.group else "", link.campaign, link.destination,
