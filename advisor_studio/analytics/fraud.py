@@ -115,8 +115,12 @@ class DetectionResult:
     raised_ids: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"from": self.start.isoformat(), "to": self.end.isoformat(), "raised": dict(self.raised),
-                "extended": dict(self.extended), "items_added": dict(self.items_added)}
+        """JSON-ready summary; kinds with nothing to report are left out."""
+        def nonzero(counts: dict) -> dict:
+            return {kind: n for kind, n in sorted(counts.items()) if n}
+
+        return {"from": self.start.isoformat(), "to": self.end.isoformat(), "raised": nonzero(self.raised),
+                "extended": nonzero(self.extended), "items_added": nonzero(self.items_added)}
 
 
 # --- SQL building blocks -------------------------------------------------------------------------
