@@ -339,29 +339,29 @@ def _store(kind: str, found: dict[str, Candidate], result: DetectionResult) -> N
                 .where(FraudFlag.kind == kind, FraudFlag.subject.in_(chunk), FraudFlag.status == FLAG_OPEN)
                 .order_by(FraudFlag.id).with_for_update())
         open_flags.update({row.id: row.subject for row in db.session.execute(stmt)})
-    touched: set[int] = set()
-    for flag_id, subject in sorted(open_flags.items()):
-        candidate = found[subject]
-        added = _add_items(flag_id, "click_pk", candidate.click_pks) + _add_items(
-            flag_id, "conversion_pk", candidate.conversion_pks)
-        if added:
-            result.items_added[kind] += added
-            touched.add(flag_id)
-            if flag_id not in raised_ids:
-                result.extended[kind] += 1
-    _refresh_numbers(kind, touched, found, open_flags)
+    added = _add_items({flag_id: found[subject] for flag_id, subject in open_flags.items()})
+    for flag_id, n in added.items():
+        result.items_added[kind] += n
+        if flag_id not in raised_ids:
+            result.extended[kind] += 1
+    _refresh_numbers(set(added), found, open_flags)
 
 
-def _add_items(flag_id: int, column: str, pks: set[int]) -> int:
-    added = 0
-    for chunk in _chunks(sorted(pks)):
-        stmt = _insert(FraudFlagItem).values([{"flag_id": flag_id, column: pk} for pk in chunk])
-        stmt = stmt.on_conflict_do_nothing(index_elements=["flag_id", column]).returning(FraudFlagItem.id)
-        added += len(db.session.execute(stmt).all())  # rowcount of a multi-row INSERT is -1 on psycopg
-    return added
+def _add_items(candidates: dict[int, Candidate]) -> dict[int, int]:
+    """Insert the items of these flags in few multi-row statements; how many were new, per flag."""
+    added: dict[int, int] = defaultdict(int)
+    for column, attr in (("click_pk", "click_pks"), ("conversion_pk", "conversion_pks")):
+        rows = [{"flag_id": flag_id, column: pk} for flag_id in sorted(candidates)
+                for pk in sorted(getattr(candidates[flag_id], attr))]
+        for chunk in _chunks(rows):
+            stmt = _insert(FraudFlagItem).values(chunk).on_conflict_do_nothing(index_elements=["flag_id", column])
+            # RETURNING rather than rowcount, which is -1 for a multi-row INSERT on psycopg.
+            for flag_id in db.session.scalars(stmt.returning(FraudFlagItem.flag_id)):
+                added[flag_id] += 1
+    return dict(added)
 
 
-def _refresh_numbers(kind: str, flag_ids: set[int], found: dict[str, Candidate], subjects: dict[int, str]) -> None:
+def _refresh_numbers(flag_ids: set[int], found: dict[str, Candidate], subjects: dict[int, str]) -> None:
     """Recompute the counts of each touched flag from all of its items (not just this run's)."""
     if not flag_ids:
         return
@@ -383,16 +383,17 @@ def _refresh_numbers(kind: str, flag_ids: set[int], found: dict[str, Candidate],
             .group_by(FraudFlagItem.flag_id, Conversion.event)):
         conversions[row.flag_id][row.event] = row.n
         conversion_days[row.flag_id] = min(row.day, conversion_days.get(row.flag_id, row.day))
+    stored = dict(db.session.execute(sa.select(FraudFlag.id, FraudFlag.detail).where(FraudFlag.id.in_(ids))).all())
+    updates = []
     for flag_id in ids:
-        flag = db.session.get(FraudFlag, flag_id)
-        detail = dict(flag.detail or {})
+        detail = dict(stored[flag_id] or {})
         candidate = found[subjects[flag_id]]
         for key, value in candidate.detail.items():
             if key == "reasons":
                 detail[key] = sorted(set(detail.get(key, [])) | set(value))
             else:
                 detail.setdefault(key, value)
-        days = []
+        days = [candidate.day]
         if flag_id in clicks:
             c = clicks[flag_id]
             detail.update(clicks=c.n, first_click_at=c.first.isoformat(), last_click_at=c.last.isoformat(),
@@ -401,12 +402,16 @@ def _refresh_numbers(kind: str, flag_ids: set[int], found: dict[str, Candidate],
         if flag_id in conversions:
             detail.update(conversions=sum(conversions[flag_id].values()), events=dict(conversions[flag_id]))
             days.append(conversion_days[flag_id])
-        values = {"detail": detail}
-        if days:
-            values["day"] = min(days)
-        db.session.execute(sa.update(FraudFlag).where(FraudFlag.id == flag_id, FraudFlag.status == FLAG_OPEN)
-                           .values(**values))
-        db.session.expire(flag)
+        updates.append({"flag_pk": flag_id, "new_detail": detail, "new_day": min(days)})
+    # One executemany; the status condition keeps a decided flag's numbers as they were decided on.
+    table = FraudFlag.__table__
+    db.session.connection().execute(
+        table.update().where(table.c.id == sa.bindparam("flag_pk"), table.c.status == FLAG_OPEN)
+        .values(detail=sa.bindparam("new_detail"), day=sa.bindparam("new_day")), updates)
+    for flag_id in ids:
+        flag = db.session.identity_map.get(db.session.identity_key(FraudFlag, flag_id))
+        if flag is not None:
+            db.session.expire(flag)
 
 
 def detect(start: datetime, end: datetime, *, kinds=None, thresholds: Thresholds | None = None) -> DetectionResult:
