@@ -297,3 +297,32 @@ def test_items_point_at_one_click_or_one_conversion_each(ctx):
     detect()
     rows = db.session.execute(sa.select(FraudFlagItem.click_pk, FraudFlagItem.conversion_pk)).all()
     assert rows and all((c is None) != (v is None) for c, v in rows)
+
+
+def test_two_detection_runs_at_once_raise_each_flag_once(app, ctx):
+    import threading
+
+    _clicks(ctx.link, 20, every_s=5, visitor="gus")
+    _signup_after(ctx.link, 1)
+    db.session.commit()
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with app.app_context():
+                barrier.wait()
+                fraud.detect(*window())
+                db.session.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    db.session.expire_all()
+    assert sorted((f.kind, len(f.items)) for f in flags()) == [(FLAG_SHORT_LAG, 2), (FLAG_VISITOR_BURST, 20)]
+    assert raised_entries() == 2

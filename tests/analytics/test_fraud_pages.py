@@ -323,3 +323,43 @@ def test_anonymous_visitors_are_sent_to_sign_in(app, client, flag_ids):
 def test_compliance_menu_has_the_fraud_flags_entry(app, officer):
     html = officer.get("/compliance/queue", query_string=EN).get_data(as_text=True)
     assert 'href="/compliance/fraud"' in html
+
+
+def _statements(app, client, url: str) -> int:
+    from sqlalchemy import event
+
+    with app.app_context():
+        engine = db.engine
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, _params, _context, _many):
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.get(url).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return len(seen)
+
+
+def _add_flags(app, advisor_ids: list[int], count: int, offset: int) -> None:
+    with app.app_context():
+        for i in range(count):
+            db.session.add(FraudFlag(kind=FLAG_VISITOR_BURST, subject=f"visitor:{offset + i}",
+                                     advisor_id=advisor_ids[i % len(advisor_ids)], day=T0.date(), detail={}))
+        db.session.commit()
+
+
+def test_list_renders_with_the_same_number_of_queries_for_3_and_25_flags(app, officer, users):
+    advisors = [users["advisor"].id, users["advisor2"].id]
+    _add_flags(app, advisors, 3, 0)
+    officer.get("/compliance/fraud")  # warm-up
+    small = _statements(app, officer, "/compliance/fraud")
+    with app.app_context():  # more advisors too: a lazy load per advisor would show up
+        advisors += [make_user("advisor").id for _ in range(6)]
+        db.session.commit()
+    _add_flags(app, advisors, 40, 100)
+    large = _statements(app, officer, "/compliance/fraud")
+    assert _rows(officer.get("/compliance/fraud").get_data(as_text=True)) == 25
+    assert large == small
