@@ -363,3 +363,11 @@ def test_list_renders_with_the_same_number_of_queries_for_3_and_25_flags(app, of
     large = _statements(app, officer, "/compliance/fraud")
     assert _rows(officer.get("/compliance/fraud").get_data(as_text=True)) == 25
     assert large == small
+
+
+def test_pages_speak_chinese_by_default(app, officer, flag_ids):
+    """Passes once /work/pending-po/ana-fraud.po is merged into the catalogue."""
+    html = officer.get("/compliance/fraud").get_data(as_text=True)
+    assert "异常流量" in html and "同一访客集中点击" in html and "待处理" in html
+    page = officer.get(f"/compliance/fraud/{flag_ids[FLAG_SHORT_LAG]}").get_data(as_text=True)
+    assert "注册过快" in page and "点击至注册间隔（秒）" in page and "确认作弊：从数据中剔除" in page
