@@ -52,10 +52,11 @@ from advisor_studio.analytics.models import (
     FraudFlag,
     FraudFlagItem,
 )
+from advisor_studio.analytics.permissions import can_review_fraud
 from advisor_studio.analytics.services import mark_days_dirty
 from advisor_studio.concurrency import compare_and_set
 from advisor_studio.dbtypes import utcnow
-from advisor_studio.errors import Conflict, ValidationError
+from advisor_studio.errors import Conflict, PermissionDenied, ValidationError
 from advisor_studio.extensions import db
 from advisor_studio.referrals.models import Click, Conversion, Customer
 
@@ -483,6 +484,8 @@ def decide(flag: FraudFlag, decision: str, note: str | None, *, actor) -> FraudF
     and audited, the other gets a Conflict naming who decided. The covered days are marked dirty so the
     rollups recompute them.
     """
+    if not can_review_fraud(actor):
+        raise PermissionDenied(_("Only compliance officers decide on fraud flags."))
     fields = {}
     if decision not in DECISIONS:
         fields["decision"] = _("Choose confirm or clear.")

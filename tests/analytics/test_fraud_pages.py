@@ -248,6 +248,17 @@ def test_a_stale_read_loses_the_compare_and_set(app, users, flag_ids):
         assert dirty_days() == []
 
 
+def test_the_service_refuses_a_decision_by_anyone_but_compliance(app, users, flag_ids):
+    from advisor_studio.errors import PermissionDenied
+
+    with app.app_context():
+        flag = db.session.get(FraudFlag, flag_ids[FLAG_SHORT_LAG])
+        for role in ("advisor", "admin", "mcn"):
+            with pytest.raises(PermissionDenied):
+                fraud.decide(flag, FLAG_CLEARED, "mine", actor=db.session.get(User, users[role].id))
+        assert flag.status == FLAG_OPEN
+
+
 def test_decide_validates_in_the_service_too(app, users, flag_ids):
     with app.app_context():
         flag = db.session.get(FraudFlag, flag_ids[FLAG_SHORT_LAG])
