@@ -148,6 +148,18 @@ class Config:
         self.AUDIT_VERIFY_INTERVAL_SECONDS = _env_int("AUDIT_VERIFY_INTERVAL_SECONDS", 24 * 3600)
         # Refused actions audited per action and requester; more in that window are not written.
         self.AUDIT_REFUSAL_LIMIT = _env("AUDIT_REFUSAL_LIMIT", "30 per minute")
+        # Fraud flags (analytics/fraud.py): what looks fake enough to put in front of a compliance officer.
+        # A signup whose attributing click came less than this many seconds before it (a person needs longer).
+        self.FRAUD_SHORT_LAG_SECONDS = _env_int("FRAUD_SHORT_LAG_SECONDS", 10)
+        # This many clicks or more from one visitor on one link within 10 minutes.
+        self.FRAUD_VISITOR_BURST_CLICKS = _env_int("FRAUD_VISITOR_BURST_CLICKS", 20)
+        # This many clicks or more from one network (IPv4 /24, IPv6 /48) within 10 minutes, over all links.
+        self.FRAUD_NETWORK_BURST_CLICKS = _env_int("FRAUD_NETWORK_BURST_CLICKS", 100)
+        # This many signups or more within 5 minutes whose clicks came from one device class and one network.
+        self.FRAUD_SIGNUP_BURST_SIGNUPS = _env_int("FRAUD_SIGNUP_BURST_SIGNUPS", 5)
+        # The periodic detection (celery beat) runs this often over the last LOOKBACK minutes.
+        self.FRAUD_DETECT_INTERVAL_SECONDS = _env_int("FRAUD_DETECT_INTERVAL_SECONDS", 300)
+        self.FRAUD_DETECT_LOOKBACK_MINUTES = _env_int("FRAUD_DETECT_LOOKBACK_MINUTES", 120)
 
 
 class ProductionConfig(Config):

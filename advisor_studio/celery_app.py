@@ -81,6 +81,10 @@ def celery_init_app(app: Flask) -> Celery:
             # A sweep still queued when the next is due is dropped (expires), so a backlog does not pile up.
             "webhook-sweep": {"task": "advisor_studio.distribution.sweep_webhooks", "schedule": 60.0,
                               "options": {"expires": 55}},
+            # Fraud flags over the recent window; a run still queued when the next is due is dropped.
+            "detect-fraud": {"task": "advisor_studio.analytics.detect_fraud",
+                             "schedule": float(app.config.get("FRAUD_DETECT_INTERVAL_SECONDS") or 300),
+                             "options": {"expires": float(app.config.get("FRAUD_DETECT_INTERVAL_SECONDS") or 300)}},
             "audit-verify": {"task": "advisor_studio.core.verify_audit_chain",
                              "schedule": float(app.config.get("AUDIT_VERIFY_INTERVAL_SECONDS") or 86400)},
         },

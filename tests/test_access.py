@@ -69,6 +69,9 @@ PAGES = [
     ("/compliance/reviews/{missing}", {"advisor", "compliance"}, 404),
     ("/compliance/reviews/{missing}/rendition.mp4", {"advisor", "compliance"}, 404),
     ("/compliance/integrity", {"compliance"}),
+    # Fraud flags: compliance officers only (tests/analytics/test_fraud_pages.py); a missing flag answers 404.
+    ("/compliance/fraud", {"compliance"}),
+    ("/compliance/fraud/{missing}", {"compliance"}, 404),
     # Referrals: advisors their own groups and links (others' answer 404, tests/referrals), admins all,
     # compliance reads links; a missing item answers 404 once the role rule passed.
     ("/referrals/groups", {"advisor"}),
@@ -151,6 +154,17 @@ def test_non_admin_cannot_post_admin_actions(app, users, role):
     ]:
         resp = client.post(path, data={**data, "csrf_token": token})
         assert resp.status_code == 403, path
+
+
+@pytest.mark.parametrize("role", ["advisor", "mcn", "admin"])
+def test_only_compliance_may_post_fraud_decisions(app, users, role):
+    from tests.conftest import csrf_from
+
+    client = signed_in(app, users[role])
+    token = csrf_from(client.get("/account/password").get_data(as_text=True))
+    resp = client.post("/compliance/fraud/1/decision", data={"decision": "cleared", "note": "x", "confirm": "y",
+                                                             "csrf_token": token})
+    assert resp.status_code == 403
 
 
 def test_account_posts_need_sign_in(client):
