@@ -55,7 +55,7 @@ from advisor_studio.analytics.models import (
 from advisor_studio.analytics.permissions import can_review_fraud
 from advisor_studio.analytics.services import mark_days_dirty
 from advisor_studio.concurrency import compare_and_set
-from advisor_studio.dbtypes import utcnow
+from advisor_studio.dbtypes import BUSINESS_TZ, business_day, utcnow
 from advisor_studio.errors import Conflict, PermissionDenied, ValidationError
 from advisor_studio.extensions import db
 from advisor_studio.referrals.models import Click, Conversion, Customer
@@ -159,7 +159,7 @@ def _burst_rows(base: sa.Select, partition: list[str], n: int, window: timedelta
 
 def _click_window(start: datetime, end: datetime, lookback: timedelta) -> list:
     scan_start = start - lookback
-    return [Click.day.between(scan_start.date(), end.date()), Click.at >= scan_start, Click.at < end,
+    return [Click.day.between(business_day(scan_start), business_day(end)), Click.at >= scan_start, Click.at < end,
             Click.is_bot.is_(False)]
 
 
@@ -188,7 +188,7 @@ def detect_short_lag(start: datetime, end: datetime, t: Thresholds) -> dict[str,
                   Click.day.label("click_day"), lag.label("lag"))
         .join(Customer, Customer.id == Conversion.customer_id)
         .join(Click, Click.click_id == Customer.click_id)
-        .where(Conversion.event == "signup", Conversion.day.between(start.date(), end.date()),
+        .where(Conversion.event == "signup", Conversion.day.between(business_day(start), business_day(end)),
                Conversion.occurred_at >= start, Conversion.occurred_at < end, Click.link_id == Conversion.link_id,
                lag < t.short_lag_seconds)).all()
     found: dict[str, Candidate] = {}
@@ -252,7 +252,7 @@ def detect_self_conversions(start: datetime, end: datetime, t: Thresholds) -> di
     rows = db.session.execute(
         sa.select(Conversion.id, Conversion.customer_id, Conversion.advisor_id, Conversion.day,
                   Conversion.is_employee, Conversion.referrer_customer_id)
-        .where(Conversion.day.between(start.date(), end.date()), Conversion.occurred_at >= start,
+        .where(Conversion.day.between(business_day(start), business_day(end)), Conversion.occurred_at >= start,
                Conversion.occurred_at < end, Conversion.advisor_id.is_not(None),
                sa.or_(Conversion.is_employee.is_(True), Conversion.referrer_customer_id == Conversion.customer_id))
         .order_by(Conversion.id)).all()
@@ -278,7 +278,7 @@ def detect_signup_bursts(start: datetime, end: datetime, t: Thresholds) -> dict[
                       Click.id.label("click_pk"), Click.device_class, Click.ip_prefix)
             .join(Customer, Customer.id == Conversion.customer_id)
             .join(Click, Click.click_id == Customer.click_id)
-            .where(Conversion.event == "signup", Conversion.day.between(scan_start.date(), end.date()),
+            .where(Conversion.event == "signup", Conversion.day.between(business_day(scan_start), business_day(end)),
                    Conversion.occurred_at >= scan_start, Conversion.occurred_at < end,
                    Click.link_id == Conversion.link_id, Click.ip_prefix.is_not(None)))
     found: dict[str, Candidate] = {}
@@ -438,14 +438,15 @@ def detect(start: datetime, end: datetime, *, kinds=None, thresholds: Thresholds
 
 
 def detect_days(first: date, last: date, **kwargs) -> DetectionResult:
-    """Detection over whole UTC days ``first`` to ``last``, one day at a time (bounded work per query)."""
-    from datetime import UTC, time
+    """Detection over whole business days ``first`` to ``last`` (Beijing, as the ``day`` columns), one day
+    at a time (bounded work per query)."""
+    from datetime import time
 
-    total = DetectionResult(start=datetime.combine(first, time(), UTC),
-                            end=datetime.combine(last + timedelta(days=1), time(), UTC))
+    total = DetectionResult(start=datetime.combine(first, time(), BUSINESS_TZ),
+                            end=datetime.combine(last + timedelta(days=1), time(), BUSINESS_TZ))
     day = first
     while day <= last:
-        start = datetime.combine(day, time(), UTC)
+        start = datetime.combine(day, time(), BUSINESS_TZ)
         part = detect(start, start + timedelta(days=1), **kwargs)
         for name in ("raised", "extended", "items_added"):
             for kind, n in getattr(part, name).items():
@@ -459,7 +460,7 @@ def detect_days(first: date, last: date, **kwargs) -> DetectionResult:
 
 
 def covered_days(flag: FraudFlag) -> set[date]:
-    """The UTC days of the clicks and conversions a flag covers (the rollup days it changes)."""
+    """The business days of the clicks and conversions a flag covers (the rollup days it changes)."""
     clicks = sa.select(Click.day).join(FraudFlagItem, FraudFlagItem.click_pk == Click.id).where(
         FraudFlagItem.flag_id == flag.id)
     conversions = sa.select(Conversion.day).join(FraudFlagItem, FraudFlagItem.conversion_pk == Conversion.id).where(

@@ -1,4 +1,4 @@
-"""`flask fraud detect [--from YYYY-MM-DD] [--to YYYY-MM-DD]`: run fraud detection over whole UTC days."""
+"""`flask fraud detect [--from YYYY-MM-DD] [--to YYYY-MM-DD]`: fraud detection over whole business days."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from advisor_studio.analytics import fraud
-from advisor_studio.dbtypes import utcnow
+from advisor_studio.dbtypes import business_today, utcnow
 from advisor_studio.extensions import db
 
 fraud_cli = AppGroup("fraud", help="Fraud flags: detection.")
@@ -30,8 +30,8 @@ def _day(value: str | None, name: str) -> date | None:
 
 
 @fraud_cli.command("detect")
-@click.option("--from", "day_from", help="first UTC day (YYYY-MM-DD); default: the recent window")
-@click.option("--to", "day_to", help="last UTC day, inclusive (YYYY-MM-DD); default: --from or today")
+@click.option("--from", "day_from", help="first business day, Beijing (YYYY-MM-DD); default: the recent window")
+@click.option("--to", "day_to", help="last business day, inclusive (YYYY-MM-DD); default: --from or today")
 def detect_command(day_from: str | None, day_to: str | None) -> None:
     """Raise fraud flags over the given days (or the last FRAUD_DETECT_LOOKBACK_MINUTES); prints JSON.
 
@@ -43,7 +43,7 @@ def detect_command(day_from: str | None, day_to: str | None) -> None:
         result = fraud.detect(end - timedelta(minutes=current_app.config["FRAUD_DETECT_LOOKBACK_MINUTES"]), end)
     else:
         first = first or last
-        last = last or max(first, utcnow().date())
+        last = last or max(first, business_today())
         if last < first:
             click.echo("--to lies before --from", err=True)
             sys.exit(2)
