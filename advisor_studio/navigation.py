@@ -17,6 +17,7 @@ MENU = [
     ("compliance", _l("Review queue"), "compliance.queue"),
     ("compliance", _l("Approved"), "compliance.approved"),
     ("compliance", _l("Lexicon"), "compliance.lexicon"),
+    ("compliance", _l("Risk disclaimer"), "video.disclaimer"),
     ("compliance", _l("Fraud flags"), "fraud.flags"),
     ("compliance", _l("Audit log"), "core.audit_log"),
     ("mcn", _l("Assets"), "distribution.assets"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import StringField
+from wtforms import BooleanField, StringField
 from wtforms.validators import DataRequired, Length
 
 from advisor_studio.video.services import DISCLAIMER_MAX
@@ -20,3 +20,5 @@ class UploadForm(FlaskForm):
 
 class DisclaimerForm(FlaskForm):
     text = StringField(_l("Disclaimer"), validators=[DataRequired(), Length(max=DISCLAIMER_MAX)])
+    confirm = BooleanField(_l("I confirm: every video rendered from now on carries this text."),
+                           validators=[DataRequired(_l("Tick the confirmation to publish."))])

@@ -125,6 +125,7 @@ def disclaimer():
     require(can_manage_disclaimer(current_user))
     version, text = services.current_disclaimer()
     form = DisclaimerForm(data={"text": text})
+    status = 400 if request.method == "POST" else 200
     if form.validate_on_submit():
         try:
             services.set_disclaimer(form.text.data, current_user)
@@ -137,4 +138,5 @@ def disclaimer():
             return redirect(url_for("video.disclaimer"))
     history = db.session.scalars(db.select(DisclaimerTemplate).order_by(DisclaimerTemplate.version.desc())
                                  .limit(50)).all()
-    return render_template("video/disclaimer.html", form=form, version=version, text=text, history=history)
+    return render_template("video/disclaimer.html", form=form, version=version, text=text,
+                           history=history), status
