@@ -59,7 +59,8 @@ def platform_names(platforms) -> str:
 
 @bp.context_processor
 def studio_helpers():
-    return {"mark_findings": mark_findings, "platform_names": platform_names}
+    return {"mark_findings": mark_findings, "platform_names": platform_names,
+            "speaking_stats": services.speaking_stats, "speaking_rate": services.SPEAKING_CHARS_PER_SECOND}
 
 
 @bp.errorhandler(RequestEntityTooLarge)

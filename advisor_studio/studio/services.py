@@ -453,3 +453,14 @@ def archive_package(package: Package, actor, reason: str = "") -> Package:
     states.transition_package(package, PKG_ARCHIVED, actor, reason)
     return package
 
+
+# A steady Chinese voice-over reads about 4.5 characters a second (270 a minute; broadcast news is
+# 240-300): enough to tell a 60-second script from a 3-minute one while typing.
+SPEAKING_CHARS_PER_SECOND = 4.5
+
+
+def speaking_stats(text: str) -> dict[str, int]:
+    """Characters (without whitespace) and the estimated seconds to speak them."""
+    chars = sum(1 for c in text or "" if not c.isspace())
+    return {"chars": chars, "seconds": round(chars / SPEAKING_CHARS_PER_SECOND)}
+
