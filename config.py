@@ -145,6 +145,25 @@ class Config:
         self.AUDIT_VERIFY_INTERVAL_SECONDS = _env_int("AUDIT_VERIFY_INTERVAL_SECONDS", 24 * 3600)
         # Refused actions audited per action and requester; more in that window are not written.
         self.AUDIT_REFUSAL_LIMIT = _env("AUDIT_REFUSAL_LIMIT", "30 per minute")
+        # --- operations (advisor_studio/observability) ---
+        # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are believed (ProxyFix).
+        # 0: none, so a client cannot choose the address its rate limits and logs are keyed on.
+        self.TRUSTED_PROXY_COUNT = _env_int("TRUSTED_PROXY_COUNT", 0)
+        if not 0 <= self.TRUSTED_PROXY_COUNT <= 5:
+            raise RuntimeError("TRUSTED_PROXY_COUNT must be between 0 and 5")
+        self.LOG_FORMAT = (_env("LOG_FORMAT", "json") or "json").lower()  # json (one object a line) or text
+        if self.LOG_FORMAT not in ("json", "text"):
+            raise RuntimeError(f"LOG_FORMAT must be json or text, got {self.LOG_FORMAT!r}")
+        self.LOG_LEVEL = (_env("LOG_LEVEL", "INFO") or "INFO").upper()
+        # /metrics: a bearer token and/or an allow-list of client networks (comma-separated CIDRs);
+        # with neither the endpoint answers 404, so metrics are never public by default.
+        self.METRICS_TOKEN = _env("METRICS_TOKEN")
+        if self.METRICS_TOKEN is not None and len(self.METRICS_TOKEN) < 24:
+            raise RuntimeError("METRICS_TOKEN must be at least 24 characters")
+        self.METRICS_ALLOW_NETS = tuple(n.strip() for n in (_env("METRICS_ALLOW_NETS", "") or "").split(",")
+                                        if n.strip())
+        self.SENTRY_DSN = _env("SENTRY_DSN")  # optional error reporting, scrubbed like the logs
+        self.SENTRY_ENVIRONMENT = _env("SENTRY_ENVIRONMENT", self.ENV_NAME)
 
 
 class ProductionConfig(Config):
