@@ -164,6 +164,9 @@ class Config:
                                         if n.strip())
         self.SENTRY_DSN = _env("SENTRY_DSN")  # optional error reporting, scrubbed like the logs
         self.SENTRY_ENVIRONMENT = _env("SENTRY_ENVIRONMENT", self.ENV_NAME)
+        # On a cold shutdown (SIGQUIT, or SIGTERM with REMAP_SIGTERM=SIGQUIT as the render unit sets) a worker
+        # lets running tasks finish this long, then cancels them back onto the queue (0: Celery's default).
+        self.WORKER_SOFT_SHUTDOWN_SECONDS = float(_env("WORKER_SOFT_SHUTDOWN_SECONDS", "0") or 0)
 
 
 class ProductionConfig(Config):
