@@ -20,7 +20,11 @@ client network), so gunicorn's access log is off rather than a second, less info
 
 import multiprocessing
 import os
+import sys
 import tempfile
+
+# The logging factories below live in the app's package: importable before gunicorn loads the app.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def _int(name: str, default: int) -> int:
@@ -63,6 +67,8 @@ logconfig_dict = {
     "filters": {"request_id": {"()": "advisor_studio.observability.logs.RequestIdFilter"}},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"],
                             "stream": "ext://sys.stderr"}},
+    # The root logger gets its handler from the app (create_app -> configure_logging), exactly one.
+    "root": {"level": loglevel.upper(), "handlers": []},
     "loggers": {
         "gunicorn.error": {"handlers": ["stderr"], "level": loglevel.upper(), "propagate": False},
         "gunicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
