@@ -18,7 +18,8 @@ import requests
 
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
 SECRET_RE = re.compile(r'data-testid="totp-secret">([A-Z2-7]+)<')
-MANIFEST_RE = re.compile(r'name="manifest_sha256"[^>]*value="([0-9a-f]{64})"|value="([0-9a-f]{64})"[^>]*name="manifest_sha256"')
+MANIFEST_RE = re.compile(r'name="manifest_sha256"[^>]*value="([0-9a-f]{64})"'
+                         r'|value="([0-9a-f]{64})"[^>]*name="manifest_sha256"')
 TITLE = "资产配置的三个基本原则（冒烟测试）"
 
 

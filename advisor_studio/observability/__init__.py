@@ -9,6 +9,7 @@ import ipaddress
 import time
 
 from flask import Flask, g, request
+from werkzeug.local import LocalProxy
 
 from advisor_studio.observability import metrics
 from advisor_studio.observability.requestid import HEADER, accept_or_new, request_id_var
@@ -29,6 +30,15 @@ def _client_network() -> str | None:
     from advisor_studio.referrals.clicks import ip_prefix
 
     return ip_prefix(request.remote_addr)
+
+
+def _loaded_user_id() -> int | None:
+    """The signed-in user's id if this request already loaded the user (the log line never costs a query)."""
+    user = g.get("_login_user")
+    # login_user() given the current_user proxy itself stores a proxy that resolves to itself: skip it.
+    if user is None or type(user) is LocalProxy:
+        return None
+    return getattr(user, "id", None) if getattr(user, "is_authenticated", False) else None
 
 
 def _request_hooks(app: Flask) -> None:
@@ -55,12 +65,10 @@ def _request_hooks(app: Flask) -> None:
         endpoint = request.endpoint
         metrics.observe_request(endpoint, request.method, response.status_code, seconds)
         # The user is named only if this request already loaded it: the log line never costs a query.
-        user = g.get("_login_user")
         access_log.info("request", extra={
             "endpoint": endpoint, "rule": request.url_rule.rule if request.url_rule else None,
             "method": request.method, "status": response.status_code,
-            "latency_ms": round(seconds * 1000, 2),
-            "user_id": getattr(user, "id", None) if getattr(user, "is_authenticated", False) else None,
+            "latency_ms": round(seconds * 1000, 2), "user_id": _loaded_user_id(),
             "client_net": _client_network(),
         })
         return response

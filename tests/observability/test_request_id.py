@@ -71,3 +71,24 @@ def test_every_log_line_is_one_json_object_with_the_request_id(app, client, json
     # The access rule's error line and the request line, both with the id.
     assert any("no declared access rule" in r["message"] for r in probe)
     assert any(r["logger"] == "advisor_studio.access" for r in probe)
+
+
+def test_request_line_names_the_signed_in_user_and_survives_a_self_referencing_login(app, users, json_logs):
+    from flask_login import current_user, login_user
+
+    from advisor_studio.access import login_required
+    from tests.conftest import signed_in
+
+    @app.get("/__relogin_probe")
+    @login_required
+    def __relogin_probe():
+        # What a view does when it hands the current_user proxy itself back to login_user().
+        login_user(current_user)
+        return "ok"
+
+    client = signed_in(app, users["advisor"])
+    assert client.get("/studio/").status_code == 200
+    assert json_logs.requests()[-1]["user_id"] == users["advisor"].id
+    resp = client.get("/__relogin_probe")
+    assert resp.status_code == 200
+    assert json_logs.requests()[-1]["rule"] == "/__relogin_probe"
