@@ -28,11 +28,26 @@ _SECRET_PATTERNS = [
 ]
 
 
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_IPV4 = re.compile(r"(?<![\d.])(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.\d{1,3}(?![\d.])")
+
+
 def scrub(text: str) -> str:
-    """``text`` with secret-shaped substrings masked."""
+    """``text`` with secret-shaped substrings masked, e-mail addresses hidden and IPv4 addresses cut to /24."""
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
-    return text
+    text = _EMAIL.sub("[email]", text)
+    return _IPV4.sub(r"\1.\2.\3.0/24", text)
+
+
+class LimiterKeyFilter(logging.Filter):
+    """Flask-Limiter names the exceeded limit's key, which holds e-mails and addresses: drop the key."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("flask-limiter") and isinstance(record.args, tuple) and len(record.args) == 3 \
+                and "exceeded" in str(record.msg):
+            record.args = (record.args[0], "key withheld", record.args[2])
+        return True
 
 
 def _task_request_id() -> str | None:
@@ -88,6 +103,7 @@ def configure_logging(fmt: str = "json", level: str = "INFO", stream=None) -> lo
     handler = logging.StreamHandler(stream or sys.stderr)
     setattr(handler, _HANDLER_MARK, True)
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(LimiterKeyFilter())
     if fmt == "json":
         handler.setFormatter(json_formatter())
     else:

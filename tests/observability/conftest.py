@@ -28,12 +28,13 @@ class CapturedLogs:
 @pytest.fixture
 def json_logs():
     """The house JSON handler (formatter and request-id filter) writing into memory, at INFO (LOG_LEVEL)."""
-    from advisor_studio.observability.logs import RequestIdFilter, json_formatter
+    from advisor_studio.observability.logs import LimiterKeyFilter, RequestIdFilter, json_formatter
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(json_formatter())
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(LimiterKeyFilter())
     root = logging.getLogger()
     previous = root.level
     root.addHandler(handler)

@@ -15,7 +15,7 @@ WRONG_PASSWORD = "Wrong-Secret-Passw0rd!"
 
 
 def test_logs_of_a_flow_hold_no_password_token_key_customer_ref_or_full_address(app_factory, users, json_logs):
-    app = app_factory(METRICS_TOKEN=METRICS_TOKEN, TRUSTED_PROXY_COUNT=1)
+    app = app_factory(METRICS_TOKEN=METRICS_TOKEN, TRUSTED_PROXY_COUNT=1, LOGIN_RATE_LIMIT="2 per minute")
     env = {"REMOTE_ADDR": PEER_IP}
     forwarded = {"X-Forwarded-For": CLIENT_IP}
 
@@ -23,6 +23,11 @@ def test_logs_of_a_flow_hold_no_password_token_key_customer_ref_or_full_address(
     anon = app.test_client()
     anon.environ_base.update(env)
     assert login(anon, users["advisor"].email, WRONG_PASSWORD).status_code == 401
+    # A guesser behind the proxy runs into the per-(email, address) limit, which Flask-Limiter logs.
+    guesser = app.test_client()
+    guesser.environ_base.update(env)
+    statuses = [login(guesser, users["advisor"].email, WRONG_PASSWORD).status_code for _ in range(3)]
+    assert statuses[-1] == 429
     advisor = signed_in(app, users["advisor"])
     assert advisor.get("/studio/", headers=forwarded, environ_base=env).status_code == 200
 
@@ -47,6 +52,7 @@ def test_logs_of_a_flow_hold_no_password_token_key_customer_ref_or_full_address(
     assert len(lines) >= 8  # the flow was logged...
     assert any(r["user_id"] == users["advisor"].id for r in lines)
     assert any(r["client_net"] == "203.0.113.0/24" for r in lines)
+    assert any("exceeded" in r["message"] for r in json_logs.records())  # the limiter did log
     # ... and nothing of this is in it.
     secrets = {
         "password": users["advisor"].password, "wrong password": WRONG_PASSWORD, "API key": api_key,
@@ -67,6 +73,8 @@ def test_scrubber_masks_secret_shaped_text_that_other_code_might_log():
         ("login payload password=hunter2hunter2&email=a", "hunter2hunter2"),
         ('{"customer_ref": "CUST-1"}', "CUST-1"),
         ("api_key=ak_live_123456", "ak_live_123456"),
+        ("ratelimit exceeded for login:wang@example.com|198.51.100.23", "wang@example.com"),
+        ("ratelimit exceeded for login:wang@example.com|198.51.100.23", "198.51.100.23"),
     ]:
         assert secret not in scrub(raw), raw
 
