@@ -51,6 +51,18 @@ class DatabaseStateCollector:
     """Gauges read from the database at scrape time (inside the /metrics request's app context)."""
 
     def collect(self):
+        from advisor_studio.extensions import db
+
+        try:
+            families = list(self._collect())
+        except Exception:  # noqa: BLE001 - the database is down: the process figures still count
+            db.session.rollback()
+            families = []
+        yield from families
+        yield GaugeMetricFamily(f"{PREFIX}_database_up", "1 when the scrape could read the database.",
+                                value=1 if families else 0)
+
+    def _collect(self):
         import sqlalchemy as sa
 
         from advisor_studio.distribution.models import WebhookEvent

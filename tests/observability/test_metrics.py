@@ -121,3 +121,16 @@ def test_rolled_back_audit_entries_are_not_counted(app_factory, users):
     after = scrape(client)
     name = "advisor_studio_audit_entries_written_total"
     assert value(after, name, action="ops.metrics_probe") - value(before, name, action="ops.metrics_probe") == 1
+
+
+def test_metrics_still_answer_when_the_database_is_down(app_factory, tmp_path):
+    app = app_factory(METRICS_TOKEN=TOKEN, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/missing-dir/none.db")
+    samples = scrape(app.test_client())
+    assert value(samples, "advisor_studio_database_up") == 0
+    assert ("advisor_studio_render_queue_depth", ()) not in samples
+
+
+def test_database_is_reported_up_with_the_state_gauges(app_factory):
+    samples = scrape(app_factory(METRICS_TOKEN=TOKEN).test_client())
+    assert value(samples, "advisor_studio_database_up") == 1
+    assert ("advisor_studio_render_queue_depth", ()) in samples
