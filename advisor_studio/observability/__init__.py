@@ -64,6 +64,9 @@ def _request_hooks(app: Flask) -> None:
         seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
         endpoint = request.endpoint
         metrics.observe_request(endpoint, request.method, response.status_code, seconds)
+        if endpoint == metrics.REDIRECT_ENDPOINT and response.status_code < 500:
+            # The referral redirect is the hot path: a counter, no log line (each click is a row already).
+            return response
         # The user is named only if this request already loaded it: the log line never costs a query.
         access_log.info("request", extra={
             "endpoint": endpoint, "rule": request.url_rule.rule if request.url_rule else None,

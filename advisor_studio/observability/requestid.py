@@ -7,7 +7,7 @@ queued, see ``celery_signals``) carries it without anyone passing it around.
 from __future__ import annotations
 
 import re
-import uuid
+import secrets
 from contextvars import ContextVar
 
 HEADER = "X-Request-ID"
@@ -20,7 +20,7 @@ request_id_var: ContextVar[str | None] = ContextVar("advisor_request_id", defaul
 
 def new_request_id() -> str:
     """A fresh random id (32 hex digits)."""
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)
 
 
 def accept_or_new(value: str | None) -> str:

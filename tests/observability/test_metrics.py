@@ -134,3 +134,13 @@ def test_database_is_reported_up_with_the_state_gauges(app_factory):
     samples = scrape(app_factory(METRICS_TOKEN=TOKEN).test_client())
     assert value(samples, "advisor_studio_database_up") == 1
     assert ("advisor_studio_render_queue_depth", ()) in samples
+
+
+def test_redirects_are_counted_but_not_logged_line_by_line(app_factory, users, json_logs):
+    app = app_factory()
+    code = make_link(app, users["advisor"].id)
+    client = app.test_client()
+    resp = client.get(f"/r/{code}", headers={"User-Agent": BROWSER})
+    assert resp.status_code == 302 and resp.headers["X-Request-ID"]
+    assert client.get("/healthz").status_code == 200
+    assert [r["endpoint"] for r in json_logs.requests()] == ["core.healthz"]
