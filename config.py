@@ -160,6 +160,28 @@ class Config:
         # The periodic detection (celery beat) runs this often over the last LOOKBACK minutes.
         self.FRAUD_DETECT_INTERVAL_SECONDS = _env_int("FRAUD_DETECT_INTERVAL_SECONDS", 300)
         self.FRAUD_DETECT_LOOKBACK_MINUTES = _env_int("FRAUD_DETECT_LOOKBACK_MINUTES", 120)
+        # --- operations (advisor_studio/observability) ---
+        # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are believed (ProxyFix).
+        # 0: none, so a client cannot choose the address its rate limits and logs are keyed on.
+        self.TRUSTED_PROXY_COUNT = _env_int("TRUSTED_PROXY_COUNT", 0)
+        if not 0 <= self.TRUSTED_PROXY_COUNT <= 5:
+            raise RuntimeError("TRUSTED_PROXY_COUNT must be between 0 and 5")
+        self.LOG_FORMAT = (_env("LOG_FORMAT", "json") or "json").lower()  # json (one object a line) or text
+        if self.LOG_FORMAT not in ("json", "text"):
+            raise RuntimeError(f"LOG_FORMAT must be json or text, got {self.LOG_FORMAT!r}")
+        self.LOG_LEVEL = (_env("LOG_LEVEL", "INFO") or "INFO").upper()
+        # /metrics: a bearer token and/or an allow-list of client networks (comma-separated CIDRs);
+        # with neither the endpoint answers 404, so metrics are never public by default.
+        self.METRICS_TOKEN = _env("METRICS_TOKEN")
+        if self.METRICS_TOKEN is not None and len(self.METRICS_TOKEN) < 24:
+            raise RuntimeError("METRICS_TOKEN must be at least 24 characters")
+        self.METRICS_ALLOW_NETS = tuple(n.strip() for n in (_env("METRICS_ALLOW_NETS", "") or "").split(",")
+                                        if n.strip())
+        self.SENTRY_DSN = _env("SENTRY_DSN")  # optional error reporting, scrubbed like the logs
+        self.SENTRY_ENVIRONMENT = _env("SENTRY_ENVIRONMENT", self.ENV_NAME)
+        # On a cold shutdown (SIGQUIT, or SIGTERM with REMAP_SIGTERM=SIGQUIT as the render unit sets) a worker
+        # lets running tasks finish this long, then cancels them back onto the queue (0: Celery's default).
+        self.WORKER_SOFT_SHUTDOWN_SECONDS = float(_env("WORKER_SOFT_SHUTDOWN_SECONDS", "0") or 0)
 
 
 class ProductionConfig(Config):

@@ -143,6 +143,9 @@ def create_app(config=None) -> Flask:
     celery_init_app(app)
     errors.init_app(app)
     access.init_app(app)
+    from advisor_studio import observability
+
+    observability.init_app(app)  # after access: its request-id hook goes first in line
     web.init_app(app)  # before the blueprints: their <int:...> rules take the bounded converter
     _security_headers(app)
 

@@ -62,6 +62,7 @@ def celery_init_app(app: Flask) -> Celery:
         timezone="UTC",
         enable_utc=True,
         worker_hijack_root_logger=False,
+        worker_soft_shutdown_timeout=float(app.config.get("WORKER_SOFT_SHUTDOWN_SECONDS") or 0),
         database_table_names={"task": "celery_taskmeta", "group": "celery_tasksetmeta"},
         beat_schedule={
             # Approvals past APPROVAL_VALID_DAYS become "expired" (the partner-facing checks also

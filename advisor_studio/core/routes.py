@@ -1,4 +1,4 @@
-"""Landing page, language switch, /healthz, the audit log page and signed file downloads."""
+"""Landing page, language switch, /healthz and /readyz, the audit log page and signed file downloads."""
 
 from __future__ import annotations
 
@@ -98,6 +98,68 @@ def healthz():
         result["status"] = "degraded"
         status = 503
     return jsonify(result), status
+
+
+@bp.route("/readyz")
+@public
+def readyz():
+    """Ready to serve: the schema is at the migration head and storage takes a write."""
+    result = {"status": "ok", "db": "ok", "schema": "ok", "storage": "ok"}
+    try:
+        db.session.execute(sa.text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure is "down"
+        db.session.rollback()
+        result["db"], result["schema"] = "down", "unknown"
+    else:
+        try:
+            current = set(db.session.scalars(sa.text("SELECT version_num FROM alembic_version")).all())
+        except Exception:  # noqa: BLE001 - no alembic_version table: never migrated
+            db.session.rollback()
+            current = set()
+        if current != migration_heads():
+            # "behind" also covers a database ahead of this code (a rollback of the release).
+            result["schema"] = "behind" if current else "empty"
+    if not _storage_writable():
+        result["storage"] = "read_only"
+    status = 200
+    if any(result[k] != "ok" for k in ("db", "schema", "storage")):
+        result["status"] = "not_ready"
+        status = 503
+    resp = jsonify(result)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp, status
+
+
+def migration_heads() -> set[str]:
+    """The head revision(s) of migrations/, read once per process (the scripts do not change at run time)."""
+    heads = current_app.extensions.get("migration_heads")
+    if heads is None:
+        from alembic.script import ScriptDirectory
+
+        from advisor_studio import PROJECT_ROOT
+
+        heads = frozenset(ScriptDirectory(str(PROJECT_ROOT / "migrations")).get_heads())
+        current_app.extensions["migration_heads"] = heads
+    return set(heads)
+
+
+def _storage_writable() -> bool:
+    """Write a few bytes under a fresh key and delete them."""
+    import io
+    import secrets
+
+    key = f"readyz/{secrets.token_hex(16)}.txt"
+    store = storage.get_storage()
+    try:
+        store.put_stream(io.BytesIO(b"ready\n"), key, "text/plain")
+    except Exception:  # noqa: BLE001 - read-only, full, unreachable: not ready
+        current_app.logger.warning("readyz: storage write failed", exc_info=True)
+        return False
+    try:
+        store.delete_unreferenced(key)
+    except Exception:  # noqa: BLE001 - written but not deleted: still writable; the probe key is tiny
+        current_app.logger.warning("readyz: could not delete the probe object", exc_info=True)
+    return True
 
 
 def broker_reachable() -> bool:
