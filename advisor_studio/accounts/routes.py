@@ -232,7 +232,8 @@ def password():
             form.current_password.errors = [_("Current password is incorrect.")]
         else:
             try:
-                user = services.change_password(current_user, form.new_password.data, actor=current_user)
+                user = services.change_password(current_user._get_current_object(), form.new_password.data,
+                                                actor=current_user)
             except DomainError as err:
                 _flash_domain_error(err, form)
             else:
@@ -534,7 +535,8 @@ def two_factor_disable():
     form = TotpDisableForm()
     if form.validate_on_submit():
         try:
-            user = services.disable_totp(current_user, password=form.password.data, code=form.code.data,
+            user = services.disable_totp(current_user._get_current_object(), password=form.password.data,
+                                         code=form.code.data,
                                          required=second_factor_required(current_user))
         except DomainError as err:
             db.session.rollback()
