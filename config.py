@@ -145,6 +145,10 @@ class Config:
         self.AUDIT_VERIFY_INTERVAL_SECONDS = _env_int("AUDIT_VERIFY_INTERVAL_SECONDS", 24 * 3600)
         # Refused actions audited per action and requester; more in that window are not written.
         self.AUDIT_REFUSAL_LIMIT = _env("AUDIT_REFUSAL_LIMIT", "30 per minute")
+        # Records older than this are listed by `flask retention report` for a person to decide; never purged.
+        self.RETENTION_YEARS = _env_int("RETENTION_YEARS", 20)
+        if self.RETENTION_YEARS < 1:
+            raise RuntimeError(f"RETENTION_YEARS must be at least 1, got {self.RETENTION_YEARS}")
 
 
 class ProductionConfig(Config):

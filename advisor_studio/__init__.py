@@ -188,6 +188,10 @@ def create_app(config=None) -> Flask:
     from advisor_studio.referrals.cli import links_cli
 
     app.cli.add_command(links_cli)
+    from advisor_studio.backup.cli import backup_cli, retention_cli
+
+    app.cli.add_command(backup_cli)
+    app.cli.add_command(retention_cli)
 
     @app.context_processor
     def inject_globals():
