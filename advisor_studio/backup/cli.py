@@ -16,7 +16,7 @@ from advisor_studio.extensions import db
 backup_cli = AppGroup("backup", help="Back up, verify and restore the database and stored files.")
 retention_cli = AppGroup("retention", help="Records past RETENTION_YEARS (never deletes).")
 
-DIRECTORY = click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+DIRECTORY = click.argument("directory", type=click.Path(path_type=Path))
 
 
 def _fail(message: str) -> None:

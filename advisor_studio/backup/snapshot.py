@@ -118,7 +118,10 @@ def _tool(name: str) -> str:
 
 def _conninfo(url: sa.engine.URL) -> str:
     """A libpq URI for ``url`` without its password (safe to show in a process list)."""
-    return url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    # Built afresh: URL.set(password=None) would keep the password (None there means "unchanged").
+    bare = sa.engine.URL.create("postgresql", username=url.username, host=url.host, port=url.port,
+                                database=url.database, query=url.query)
+    return bare.render_as_string(hide_password=False)
 
 
 def _escape_passfile(value: str) -> str:
