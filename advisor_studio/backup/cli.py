@@ -56,9 +56,9 @@ def backup_verify(directory: Path):
             click.echo(f"FAILED: {problem}", err=True)
         raise SystemExit(1)
     listed = sum(1 for f in report.manifest["storage"]["files"] if not f["copied"])
+    note = f"; {listed} S3 objects are listed, not copied (restore checks them in the bucket)" if listed else ""
     click.echo(f"ok: {report.manifest['database']['file']} opens and matches; {report.files_checked} copied files "
-               f"match their SHA-256 ({report.bytes_checked} bytes read)"
-               + (f"; {listed} S3 objects are listed, not copied (restore checks them in the bucket)" if listed else ""))
+               f"match their SHA-256 ({report.bytes_checked} bytes read){note}")
 
 
 @backup_cli.command("restore")

@@ -69,7 +69,9 @@ def sqlite_counts(path: Path) -> dict[str, int]:
     """Rows per table of the SQLite file ``path``, opened read-only."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in sqlite_tables(conn)}
+        # Names come from the file, which may be a forged backup: quoted as identifiers, quotes doubled.
+        quoted = {t: '"' + t.replace('"', '""') + '"' for t in sqlite_tables(conn)}
+        return {t: conn.execute(f"SELECT count(*) FROM {q}").fetchone()[0] for t, q in quoted.items()}  # noqa: S608
     finally:
         conn.close()
 
