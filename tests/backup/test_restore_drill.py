@@ -102,3 +102,30 @@ def test_restore_into_a_migrated_but_unused_database_replaces_its_empty_schema(a
     assert restored.exit_code == 0, restored.output
     assert table_counts(target) == {**before, "audit_entries": before["audit_entries"] + 1}
     assert cli(target, "audit", "verify").exit_code == 0
+
+
+def test_restore_refuses_when_a_listed_s3_object_is_missing_or_changed(app_factory, fresh_target, s3_server,
+                                                                        tmp_path):
+    import io
+
+    from advisor_studio import storage
+    from tests.integrity.conftest import tamper
+
+    s3 = {"STORAGE_BACKEND": "s3", "S3_ENDPOINT_URL": s3_server, "S3_CREATE_BUCKET": True, "S3_REGION": "us-east-1",
+          "S3_BUCKET": f"src-{uuid.uuid4().hex[:12]}"}
+    source = app_factory(**s3)
+    with source.app_context():
+        store = storage.get_storage()
+        kept, changed, lost = (store.put_stream(io.BytesIO(b"approved bytes %d" % n), storage.new_key("covers", ".jpg"))
+                               .key for n in range(3))
+    assert cli(source, "backup", "create", tmp_path / "b").exit_code == 0
+    tamper(source, changed)
+    with source.app_context():
+        storage.get_storage().delete_unreferenced(lost)
+    target = fresh_target(**s3)
+    result = cli(target, "backup", "restore", tmp_path / "b")
+    assert result.exit_code == 1
+    assert f"storage object {changed} exists with SHA-256" in result.stderr
+    assert f"storage object {lost} is missing and the backup holds no copy" in result.stderr
+    assert kept not in result.stderr
+    assert table_counts(target) == {}  # nothing restored
