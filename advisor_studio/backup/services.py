@@ -496,8 +496,11 @@ def restore_backup(directory: str | os.PathLike, *, actor: str = "cli") -> dict:
 
     lock = None
     if dialect == "postgresql":
+        # A transaction-level lock, held by a transaction left open until the end: released whatever
+        # happens (a session-level one would outlive this restore on a pooled connection).
         lock = db.engine.connect()
-        if not lock.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": PG_RESTORE_LOCK}).scalar_one():
+        if not lock.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": PG_RESTORE_LOCK}).scalar_one():
+            lock.rollback()
             lock.close()
             raise BackupError("another restore into this database is running")
     try:
@@ -527,6 +530,7 @@ def restore_backup(directory: str | os.PathLike, *, actor: str = "cli") -> dict:
             raise
     finally:
         if lock is not None:
+            lock.rollback()
             lock.close()
 
     restored = live_counts()

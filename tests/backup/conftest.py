@@ -55,10 +55,44 @@ def flip_byte(path: Path, position: int | None = None) -> None:
         fh.write(bytes([byte[0] ^ 0x01]))
 
 
+@pytest.fixture(scope="session")
+def pg_targets():
+    """Spare PostgreSQL databases beside the test database, made once per session and dropped at its end
+    (DROP DATABASE forces a checkpoint of the whole server: slow on a busy one, so not per test)."""
+    made: list[str] = []
+    yield made
+    if made:
+        base = sa.make_url(EXTERNAL_DB)
+        admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            for name in made:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _empty_pg_target(pg_targets: list[str], n: int) -> str:
+    """The URL of spare database ``n``, created if new, otherwise emptied (its schema dropped)."""
+    base = sa.make_url(EXTERNAL_DB)
+    if n == len(pg_targets):
+        name = f"{base.database}_r{uuid.uuid4().hex[:8]}"
+        admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        pg_targets.append(name)
+    url = base.set(database=pg_targets[n])
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url.render_as_string(hide_password=False)
+
+
 @pytest.fixture
-def fresh_target(tmp_path):
-    """Make apps on new, empty databases (a new SQLite file, or a new PostgreSQL database) and media roots."""
-    created: list[str] = []
+def fresh_target(tmp_path, request):
+    """Make apps on new, empty databases (a new SQLite file, or an emptied spare PostgreSQL database) and
+    new media roots."""
     apps = []
 
     def factory(**overrides):
@@ -66,14 +100,7 @@ def fresh_target(tmp_path):
 
         n = len(apps)
         if EXTERNAL_DB:
-            base = sa.make_url(EXTERNAL_DB)
-            name = f"{base.database}_r{uuid.uuid4().hex[:8]}"
-            admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-            admin.dispose()
-            created.append(name)
-            url = base.set(database=name).render_as_string(hide_password=False)
+            url = _empty_pg_target(request.getfixturevalue("pg_targets"), n)
         else:
             url = f"sqlite:///{tmp_path / f'restored-{n}.db'}"
         overrides.setdefault("MEDIA_ROOT", str(tmp_path / f"media-restored-{n}"))
@@ -86,13 +113,6 @@ def fresh_target(tmp_path):
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
-    if created:
-        base = sa.make_url(EXTERNAL_DB)
-        admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            for name in created:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def make_content(app) -> SimpleNamespace:

@@ -283,3 +283,43 @@ def test_pg_tools_get_no_password_on_the_command_line_or_in_the_environment(tmp_
         assert "--dbname=postgresql://advisor@db.internal:5433/advisor_studio?sslmode=require" in args
         assert passfile == "*:*:*:*:s3cr\\:t\\\\x\n" and mode.endswith("600")
         assert not Path(env["PGPASSFILE"]).exists()  # removed once the tool ended
+
+
+# --- two at once -------------------------------------------------------------------------------------
+
+
+def test_two_backups_into_one_directory_the_second_is_refused_and_leaves_nothing(app, tmp_path, monkeypatch):
+    from advisor_studio.backup import services
+
+    directory = tmp_path / "b"
+    assert cli(app, "backup", "create", directory).exit_code == 0
+    first = tree(directory)
+    # The second started while the directory was still empty: its check passed, the final rename must not.
+    monkeypatch.setattr(services, "_check_new_directory", lambda d: None)
+    result = cli(app, "backup", "create", directory)
+    assert result.exit_code == 1 and "was filled by someone else" in result.stderr
+    assert tree(directory) == first
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_second_restore_into_the_same_postgresql_database_waits_its_turn(backup, fresh_target):
+    import sqlalchemy as sa
+
+    from advisor_studio.backup.services import PG_RESTORE_LOCK
+    from advisor_studio.extensions import db
+
+    target = fresh_target()
+    if target.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        pytest.skip("PostgreSQL only: the restore's advisory lock")
+    with target.app_context():
+        engine = sa.create_engine(db.engine.url)
+    with engine.connect() as other:  # a restore already running holds the lock
+        assert other.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": PG_RESTORE_LOCK}).scalar_one()
+        result = cli(target, "backup", "restore", backup)
+        assert result.exit_code == 1 and "another restore into this database is running" in result.stderr
+        assert table_counts(target) == {}
+    assert cli(target, "backup", "restore", backup).exit_code == 0
+    with engine.connect() as conn:  # the restore let go of its lock (its process may live on: a worker, a test)
+        assert conn.execute(sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :k"),
+                            {"k": PG_RESTORE_LOCK}).scalar_one() == 0
+    engine.dispose()
