@@ -182,6 +182,10 @@ class Config:
         # On a cold shutdown (SIGQUIT, or SIGTERM with REMAP_SIGTERM=SIGQUIT as the render unit sets) a worker
         # lets running tasks finish this long, then cancels them back onto the queue (0: Celery's default).
         self.WORKER_SOFT_SHUTDOWN_SECONDS = float(_env("WORKER_SOFT_SHUTDOWN_SECONDS", "0") or 0)
+        # Records older than this are listed by `flask retention report` for a person to decide; never purged.
+        self.RETENTION_YEARS = _env_int("RETENTION_YEARS", 20)
+        if self.RETENTION_YEARS < 1:
+            raise RuntimeError(f"RETENTION_YEARS must be at least 1, got {self.RETENTION_YEARS}")
 
 
 class ProductionConfig(Config):

@@ -196,6 +196,10 @@ def create_app(config=None) -> Flask:
     from advisor_studio.analytics.fraud_cli import fraud_cli
 
     app.cli.add_command(fraud_cli)
+    from advisor_studio.backup.cli import backup_cli, retention_cli
+
+    app.cli.add_command(backup_cli)
+    app.cli.add_command(retention_cli)
 
     @app.context_processor
     def inject_globals():
