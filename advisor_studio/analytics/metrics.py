@@ -8,8 +8,8 @@ stored, since one wrong report would make every later figure wrong. A report is 
 nothing, other counters at the same instant are a conflict (409).
 
 Two reports of one post at once are serialized on the post's publication row (``SELECT ... FOR
-UPDATE`` on PostgreSQL), so the ordering check and the insert see each other; on SQLite writers are
-serialized by the database itself and the unique constraint settles identical reports.
+UPDATE`` on PostgreSQL, the database write lock on SQLite), so the ordering check and the insert of
+one see the other's row; the unique constraint is the last word on identical reports.
 """
 
 from __future__ import annotations
@@ -96,13 +96,22 @@ def _check_order(publication_id: int, observed_at: datetime, counters: dict) -> 
                               "this post."), fields=fields, code="metrics_backwards")
 
 
+def _lock_post(publication_id: int) -> None:
+    """Serialize reports of one post until commit, so the ordering check sees a concurrent report's row."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(sa.select(Publication.id).where(Publication.id == publication_id).with_for_update())
+    else:
+        # SQLite has no row locks: a no-op write takes the database's write lock before we read.
+        db.session.execute(sa.update(Publication).where(Publication.id == publication_id)
+                           .values(id=Publication.id).execution_options(synchronize_session=False))
+
+
 def report_metrics(publication: Publication, *, observed_at, views, likes, comments, shares, actor,
                    key_id: int | None = None, user_id: int | None = None) -> tuple[PublicationMetric, bool]:
     """Record a partner's counters of one post at one instant: (the row, True if newly stored)."""
     counters = {"views": views, "likes": likes, "comments": comments, "shares": shares}
     observed_at = _validate(publication, observed_at, counters)
-    # Serialize reports of this post: the ordering check below must see a concurrent report's row.
-    db.session.execute(sa.select(Publication.id).where(Publication.id == publication.id).with_for_update())
+    _lock_post(publication.id)
     existing = _at(publication.id, observed_at)
     if existing is not None:
         if _same(existing, counters):

@@ -247,6 +247,18 @@ def test_conflicting_reports_at_once_store_one_and_refuse_the_others(app, public
     assert len(metric_rows(app, publication)) == 1
 
 
+def test_reports_out_of_order_at_once_never_store_counters_that_go_backwards(app, publication, key):
+    for round_ in range(3):
+        base = 10 * (round_ + 1)
+        early = body(base, views=500 * (round_ + 1))  # more views at an earlier time: cannot both stand
+        late = body(base + 1, views=100 * (round_ + 1))
+        statuses = race(*[lambda c=app.test_client(), b=b: c.post(url(publication), json=b, headers=auth(key))
+                          .status_code for b in (early, late)])
+        assert sorted(statuses) == [201, 422], statuses
+    views = [row[1] for row in metric_rows(app, publication)]
+    assert views == sorted(views) and len(views) == 3
+
+
 def test_the_openapi_document_lists_the_metrics_endpoint(client):
     spec = client.get("/api/v1/openapi.json").get_json()
     operation = spec["paths"]["/api/v1/partner/publications/{publication_id}/metrics"]["post"]
