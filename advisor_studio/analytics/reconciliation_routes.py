@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_sqlalchemy.pagination import Pagination
 
+from advisor_studio import audit, storage
 from advisor_studio.access import large_upload, require, roles_required
 from advisor_studio.accounts.models import User
 from advisor_studio.analytics import reconciliation
@@ -127,9 +128,16 @@ def detail(upload_id: int):
 @bp.route("/<int:upload_id>/file")
 @roles_required("admin")
 def download(upload_id: int):
-    """The uploaded bytes, unchanged (their SHA-256 is the upload's)."""
+    """The uploaded bytes, unchanged: re-hashed first, and refused (audited) if they no longer match."""
     require(can_reconcile(current_user))
     upload = db.get_or_404(ReconciliationUpload, upload_id)
-    if not upload.storage_key:
-        abort(404)
+    try:
+        actual = storage.get_storage().sha256_of(upload.storage_key)
+    except storage.StorageError:
+        actual = None
+    if actual != upload.sha256:
+        audit.record_refusal("reconciliation.evidence_mismatch", "reconciliation_upload", upload_id,
+                             details={"expected": upload.sha256, "actual": actual})
+        abort(409, _("The kept file no longer matches the SHA-256 recorded at upload (or is missing); it is "
+                     "not served. The mismatch was written to the audit log."))
     return stream_object(upload.storage_key, filename=upload.filename, content_type="text/csv")

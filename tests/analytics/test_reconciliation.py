@@ -130,6 +130,22 @@ def test_the_file_is_kept_unchanged_with_its_sha256_and_audited(app, admin, reco
         assert entry.details["matched"] == 2
 
 
+def test_a_kept_file_changed_behind_our_back_is_not_served_and_the_mismatch_audited(app, admin, recorded):
+    from advisor_studio import storage
+
+    assert upload(admin, FILE.encode()).status_code == 302
+    [made] = uploads(app)
+    with app.app_context():
+        store = storage.get_storage()
+        store.put_stream(io.BytesIO(FILE.replace("X999", "X998").encode()), made.storage_key)  # an insider's edit
+    resp = admin.get(f"{PAGE}/{made.id}/file?lang=en")
+    assert resp.status_code == 409 and "no longer matches" in text(resp)
+    with app.app_context():
+        entry = db.session.scalars(sa.select(AuditEntry).where(
+            AuditEntry.action == "reconciliation.evidence_mismatch")).one()
+        assert entry.details["expected"] == made.sha256 and entry.details["actual"] != made.sha256
+
+
 def test_gbk_file_is_read_and_its_encoding_recorded(app, admin, recorded):
     data = "客户编号,开户日期,金额\nA001,2026-11-03,1000\nB002,2026-11-10,\nG007,2026-11-20,\n".encode("gbk")
     with pytest.raises(UnicodeDecodeError):
