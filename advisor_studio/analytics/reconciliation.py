@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
+import hmac
 import io
 import re
 import tempfile
@@ -37,7 +39,7 @@ from advisor_studio import audit, storage
 from advisor_studio.analytics.models import ReconciliationUpload
 from advisor_studio.errors import ValidationError
 from advisor_studio.extensions import db
-from advisor_studio.referrals.conversions import customer_ref_hash
+from advisor_studio.referrals import conversions
 from advisor_studio.referrals.models import Conversion, Customer, ReferralLink
 
 # Header names accepted for each column (compared trimmed and case-insensitively).
@@ -134,6 +136,17 @@ def _spool(stream, max_bytes: int):
     return spool, total
 
 
+def ref_hasher():
+    """``conversions.customer_ref_hash`` with its key looked up once, for hashing a file's every row
+    (the lookup derives the key on each call; tests/analytics checks that both agree)."""
+    key = conversions._customer_ref_key()
+
+    def ref_hash(customer_ref: str) -> str:
+        return hmac.new(key, customer_ref.encode(), hashlib.sha256).hexdigest()
+
+    return ref_hash
+
+
 def _header_index(header: list[str], names: Iterable[str]) -> int | None:
     wanted = {n.casefold() for n in names}
     for index, cell in enumerate(header):
@@ -166,8 +179,12 @@ def _parse_amount(text: str) -> Decimal | None:
     return value
 
 
+# Unicode's control characters (category Cc) except the tab: binary data, not text.
+_CONTROL_RE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
 def _has_control(text: str) -> bool:
-    return any(unicodedata.category(ch) == "Cc" and ch not in "\t" for ch in text)
+    return _CONTROL_RE.search(text) is not None
 
 
 def _read_rows(text_stream, encoding: str, *, max_rows: int) -> ParsedFile:
@@ -196,6 +213,7 @@ def _read_rows(text_stream, encoding: str, *, max_rows: int) -> ParsedFile:
             _("The file lacks required columns (%(names)s); nothing was stored. The first row must name the "
               "columns, e.g. customer_ref,opened_on,amount.", names=", ".join(missing)),
             fields=missing, code="missing_columns"))
+    ref_hash = ref_hasher()
     rows: list[FileRow] = []
     problems: dict[str, str] = {}
     problem_count = 0
@@ -233,7 +251,7 @@ def _read_rows(text_stream, encoding: str, *, max_rows: int) -> ParsedFile:
                 if len(problems) < PROBLEMS_SHOWN:
                     problems[_("line %(n)d", n=line)] = problem
                 continue
-            rows.append(FileRow(line, customer_ref_hash(ref), opened_on, amount))
+            rows.append(FileRow(line, ref_hash(ref), opened_on, amount))
     except csv.Error as exc:
         raise _CsvRefused(_refuse(_("The file is not a readable CSV (line %(n)d: %(why)s); nothing was stored.",
                                     n=reader.line_num, why=str(exc)[:200]), "csv_invalid")) from None
@@ -278,15 +296,15 @@ def parse_file(spool, *, max_rows: int) -> ParsedFile:
 # --- matching -------------------------------------------------------------------------------------------
 
 
+def _zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config.get("BABEL_DEFAULT_TIMEZONE") or "Asia/Shanghai")
+
+
 def _utc_bounds(period_from: date, period_to: date) -> tuple[datetime, datetime]:
-    zone = ZoneInfo(current_app.config.get("BABEL_DEFAULT_TIMEZONE") or "Asia/Shanghai")
+    zone = _zone()
     start = datetime.combine(period_from, time.min, tzinfo=zone)
     end = datetime.combine(period_to + timedelta(days=1), time.min, tzinfo=zone)
     return start, end
-
-
-def _local_day(value: datetime) -> date:
-    return value.astimezone(ZoneInfo(current_app.config.get("BABEL_DEFAULT_TIMEZONE") or "Asia/Shanghai")).date()
 
 
 def openings_here(period_from: date, period_to: date) -> dict[str, Ours]:
@@ -338,12 +356,13 @@ def match(parsed: ParsedFile, period_from: date, period_to: date) -> Result:
             first_line[row.ref_hash] = row
     ours = openings_here(period_from, period_to)
     matched = date_mismatch = 0
+    zone = _zone()
     unexplained: list[FileRow] = []
     for ref_hash, row in first_line.items():
         here = ours.get(ref_hash)
         if here is not None and not here.rejected:
             matched += 1
-            date_mismatch += _local_day(here.opened_at) != row.opened_on
+            date_mismatch += here.opened_at.astimezone(zone).date() != row.opened_on
         elif here is not None:
             result.missing_here.append([row.line, ref_hash, row.opened_on.isoformat(), REASON_REJECTED])
         else:

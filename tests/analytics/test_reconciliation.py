@@ -298,6 +298,17 @@ def test_upload_without_csrf_token_is_refused(app, admin, recorded):
     assert uploads(app) == []
 
 
+def test_file_references_are_hashed_exactly_as_the_webhook_hashes_customers(app_factory):
+    from advisor_studio.analytics.reconciliation import ref_hasher
+
+    for key in (None, "a-dedicated-customer-ref-key"):
+        app = app_factory(CUSTOMER_REF_KEY=key)
+        with app.app_context():
+            hasher = ref_hasher()
+            for ref in ("A001", "客户-0001", " padded ", "x" * 128):
+                assert hasher(ref) == customer_ref_hash(ref)
+
+
 def test_parse_date_accepts_the_usual_back_office_forms():
     from advisor_studio.analytics.reconciliation import parse_date
 
