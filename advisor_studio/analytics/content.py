@@ -86,7 +86,7 @@ def make_filters(*, date_from: date | None, date_to: date | None, advisor_scope:
                  today: date | None = None) -> Filters:
     """Checked filters (defaults: the last 30 UTC days); a ValidationError names each bad one."""
     today = today or datetime.now(UTC).date()
-    date_to = date_to or (today if date_from is None else min(date_from + timedelta(days=DEFAULT_DAYS - 1), today))
+    date_to = date_to or (today if date_from is None else date_from + timedelta(days=DEFAULT_DAYS - 1))
     date_from = date_from or date_to - timedelta(days=DEFAULT_DAYS - 1)
     fields: dict[str, str] = {}
     if date_to < date_from:
