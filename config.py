@@ -104,6 +104,9 @@ class Config:
         # A byte range is served only if the file was fully verified this recently and is unchanged since
         # (longer than the re-verification interval, so the scheduled run keeps ranges from re-hashing).
         self.INTEGRITY_RANGE_MAX_AGE_SECONDS = _env_int("INTEGRITY_RANGE_MAX_AGE_SECONDS", 2 * 86400)
+        # Reconciliation uploads (the account-opening system's CSV): refused beyond this many rows or MB.
+        self.RECONCILIATION_MAX_ROWS = _env_int("RECONCILIATION_MAX_ROWS", 200_000)
+        self.RECONCILIATION_MAX_MB = _env_int("RECONCILIATION_MAX_MB", 64)
         self.MAX_UPLOAD_MB = _env_int("MAX_UPLOAD_MB", 2048)
         # Werkzeug answers 413 before reading a body larger than this.
         self.MAX_CONTENT_LENGTH = self.MAX_UPLOAD_MB * 1024 * 1024

@@ -150,7 +150,9 @@ def create_app(config=None) -> Flask:
     _security_headers(app)
 
     from advisor_studio.accounts.routes import bp as accounts_bp
+    from advisor_studio.analytics.content_routes import bp as content_performance_bp
     from advisor_studio.analytics.fraud_routes import bp as fraud_bp
+    from advisor_studio.analytics.reconciliation_routes import bp as reconciliation_bp
     from advisor_studio.compliance.routes import bp as compliance_bp
     from advisor_studio.core.routes import bp as core_bp
     from advisor_studio.distribution.routes import bp as distribution_bp
@@ -176,6 +178,8 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(referrals_api_bp)
     app.register_blueprint(sharing_bp)
     app.register_blueprint(fraud_bp)
+    app.register_blueprint(content_performance_bp)
+    app.register_blueprint(reconciliation_bp)
     from advisor_studio.distribution import api as partner_api
 
     partner_api.init_app(app)

@@ -14,11 +14,13 @@ MENU = [
     ("advisor", _l("Groups"), "referrals.groups"),
     ("advisor", _l("Sharing tasks"), "sharing.tasks"),
     ("advisor", _l("My results"), "analytics.my_results"),
+    ("advisor", _l("Content performance"), "content_performance.index"),
     ("compliance", _l("Review queue"), "compliance.queue"),
     ("compliance", _l("Approved"), "compliance.approved"),
     ("compliance", _l("Lexicon"), "compliance.lexicon"),
     ("compliance", _l("Risk disclaimer"), "video.disclaimer"),
     ("compliance", _l("Fraud flags"), "fraud.flags"),
+    ("compliance", _l("Content performance"), "content_performance.index"),
     ("compliance", _l("Audit log"), "core.audit_log"),
     ("mcn", _l("Assets"), "distribution.assets"),
     ("mcn", _l("Publications"), "distribution.publications"),
@@ -29,6 +31,8 @@ MENU = [
     ("admin", _l("Groups"), "referrals.admin_groups"),
     ("admin", _l("Analytics"), "analytics.overview"),
     ("admin", _l("Leaderboard"), "analytics.leaderboard"),
+    ("admin", _l("Content performance"), "content_performance.index"),
+    ("admin", _l("Reconciliation"), "reconciliation.index"),
     ("admin", _l("Audit log"), "core.audit_log"),
 ]
 

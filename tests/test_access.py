@@ -109,6 +109,12 @@ PAGES = [
     ("/admin/channels", {"admin"}),
     ("/admin/channels/new", {"admin"}),
     ("/admin/channels/{missing}", {"admin"}, 404),
+    # Content performance: advisors (their own packages), compliance and admins; reconciliation: admins.
+    ("/analytics/content", {"advisor", "compliance", "admin"}),
+    ("/analytics/content/export.csv", {"advisor", "compliance", "admin"}),
+    ("/analytics/reconciliation", {"admin"}),
+    ("/analytics/reconciliation/{missing}", {"admin"}, 404),
+    ("/analytics/reconciliation/{missing}/file", {"admin"}, 404),
 ]
 
 
@@ -188,5 +194,6 @@ def test_partner_api_takes_keys_not_sessions_and_its_docs_are_public(app, users,
         resp = client.get(path)
         assert resp.status_code == 401 and resp.json["error"]["code"] == "unauthorized", path
     assert client.post("/api/v1/partner/assets/1/publications", json={}).status_code == 401
+    assert client.post("/api/v1/partner/publications/1/metrics", json={}).status_code == 401
     assert client.get("/api/v1/openapi.json").status_code == 200
     assert client.get("/api/docs").status_code == 200

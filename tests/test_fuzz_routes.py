@@ -261,6 +261,8 @@ def base_forms(body: str, comment_id: int, manifest: str, channel_id: int, login
                                      "follower_count": "10"},
         "distribution.channel_edit": {"follower_count": "10", "active": "y"},
         "video.disclaimer": {"text": "投资有风险，入市需谨慎"},
+        "reconciliation.upload": {"period_from": "2026-11-01", "period_to": "2026-11-30",
+                                  "file": "客户编号,开户日期\nA001,2026-11-03\n".encode("gbk")},
     }
 
 

@@ -195,6 +195,12 @@ def _field_message(err: dict) -> str:
         return _("must not be empty")
     if kind == "literal_error":
         return _("must be one of: %(values)s", values=ctx.get("expected", ""))
+    if kind == "int_type":
+        return _("must be a whole number")
+    if kind == "greater_than_equal":
+        return _("must not be negative")
+    if kind == "less_than_equal":
+        return _("at most %(n)d", n=ctx.get("le", 0))
     return _("invalid")
 
 
@@ -427,6 +433,47 @@ def confirm_takedown(asset_id: int):
                     "confirmed_at": _rfc(takedown.confirmed_at), "late": due is not None and takedown.removed_at > due,
                     "takedown_complete": assignment.takedown_completed_at is not None,
                     "asset_status": assignment.status}), 201
+
+
+PUBLICATION_ID = {"name": "publication_id", "in": "path", "required": True,
+                  "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}}
+
+
+def _publication_or_404(publication_id: int):
+    """This partner's publication; another partner's (audited) or an unknown one is 404, never 403."""
+    from advisor_studio.distribution.models import Publication
+
+    publication = db.session.get(Publication, publication_id)
+    if publication is None or publication.partner_id != g.api_partner.id:
+        if publication is not None:
+            audit.record_refusal("partner_api.foreign_publication", "publication", publication_id, actor=_actor(),
+                                 details={"partner_id": g.api_partner.id, "owner_partner_id": publication.partner_id})
+        abort(404, _("No publication with this id was reported by you."))
+    return publication
+
+
+@bp.post("/partner/publications/<int:publication_id>/metrics")
+@access.machine("partner_api_key")
+@documented("Report post metrics", "Report a post's views, likes, comments and shares as the platform showed them "
+            "at `observed_at` (the `id` of a publication you reported). Idempotent per publication and time: the "
+            "same body again answers 200 with the stored report and stores nothing; other counters at the same "
+            "time answer 409 (`metrics_conflict`). Counters only grow: lower than an earlier report's or higher "
+            "than a later report's answers 422 (`metrics_backwards`) naming the fields.",
+            {"201": _json("MetricsOut", "The stored report."),
+             "200": _json("MetricsOut", "The same report again: the stored one, nothing new stored.")},
+            parameters=[PUBLICATION_ID], body="MetricsIn", errors_=(400, 401, 404, 409, 413, 422, 429), method="post")
+def report_metrics(publication_id: int):
+    """POST /api/v1/partner/publications/<id>/metrics (an extension of contract.md, documented here)."""
+    from advisor_studio.analytics import metrics
+
+    publication = _publication_or_404(publication_id)
+    body = json_body(schemas.MetricsIn)
+    observed_at = parse_rfc3339(body.observed_at, "observed_at")
+    row, created = metrics.report_metrics(publication, observed_at=observed_at, views=body.views, likes=body.likes,
+                                          comments=body.comments, shares=body.shares, actor=_actor(),
+                                          key_id=g.api_key.id)
+    db.session.commit()
+    return jsonify(metrics.serialize(row, publication)), 201 if created else 200
 
 
 @bp.get("/openapi.json")

@@ -155,6 +155,36 @@ class TakedownCreated(_Out):
     asset_status: AssetStatus
 
 
+# Counters every JSON reader keeps exactly (2**53 - 1).
+Counter = Annotated[int, Field(ge=0, le=2**53 - 1)]
+
+
+class MetricsIn(_In):
+    """A post's counters as the platform showed them at ``observed_at`` (they only grow)."""
+
+    observed_at: DateTime = Field(max_length=TIME_MAX, description="RFC 3339 with a time zone offset; not in the "
+                                                                   "future (5 minutes of clock skew allowed), not "
+                                                                   "before the post was published.")
+    views: Counter
+    likes: Counter
+    comments: Counter
+    shares: Counter
+
+
+class MetricsOut(_Out):
+    """A stored metrics report."""
+
+    id: int
+    publication_id: int
+    asset_id: int
+    observed_at: DateTime
+    views: int
+    likes: int
+    comments: int
+    shares: int
+    reported_at: DateTime = Field(description="When the report was first stored.")
+
+
 class ErrorDetail(_Out):
     code: str = Field(description="Stable machine-readable code.")
     message: str = Field(description="What went wrong, for a person.")
@@ -204,7 +234,7 @@ class ConversionCreated(BaseModel):
 
 
 COMPONENT_MODELS = (Asset, AssetPage, PublicationIn, PublicationCreated, TakedownIn, TakedownCreated, Error,
-                    ConversionIn, ConversionCreated)
+                    ConversionIn, ConversionCreated, MetricsIn, MetricsOut)
 
 
 def component_schemas() -> dict[str, dict]:

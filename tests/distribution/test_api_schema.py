@@ -53,9 +53,14 @@ def test_partner_endpoints_conform_to_the_live_openapi_document(app, live_server
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.label for op in operations} == {
         "GET /api/v1/partner/assets", "GET /api/v1/partner/assets/{asset_id}",
-        "POST /api/v1/partner/assets/{asset_id}/publications", "POST /api/v1/partner/assets/{asset_id}/takedowns"}
+        "POST /api/v1/partner/assets/{asset_id}/publications", "POST /api/v1/partner/assets/{asset_id}/takedowns",
+        "POST /api/v1/partner/publications/{publication_id}/metrics"}
     headers = {"Authorization": f"Bearer {key}"}
     calls = []
+    with app.app_context():
+        from advisor_studio.distribution.models import Publication
+
+        publication_id = db.session.scalar(db.select(Publication.id).where(Publication.assignment_id == asset_id))
 
     now = datetime.now(UTC).isoformat()
     for operation in operations:
@@ -65,6 +70,10 @@ def test_partner_endpoints_conform_to_the_live_openapi_document(app, live_server
         if operation.path.endswith("/publications"):  # a valid report (201), then the same again (409)
             variants.append({"path_parameters": {"asset_id": asset_id}, "body": {
                 "platform": "douyin", "post_url": "https://www.douyin.com/video/2", "published_at": now}})
+        if "{publication_id}" in operation.path:  # the real post: a valid report (201), then the same (200)
+            variants.append({"path_parameters": {"publication_id": publication_id}})
+            variants.append({"path_parameters": {"publication_id": publication_id}, "body": {
+                "observed_at": now, "views": 10, "likes": 1, "comments": 0, "shares": 0}})
         for variant in variants:
             _run(operation, variant, live_server, headers, calls)
     statuses = {status for _label, status in calls}
