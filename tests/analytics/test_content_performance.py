@@ -65,7 +65,7 @@ def world(app, users):
         _metric(first, 2, 100, likes=10, comments=1, shares=1)
         _metric(first, 5, 300, likes=30, comments=4, shares=2)  # the latest of the period counts
         _metric(second, 3, 50, likes=5, comments=0, shares=1)
-        _metric(second, 30, 80, likes=6, comments=1, shares=1, hour=23)  # last moment of the period
+        _metric(second, 30, 80, likes=6, comments=1, shares=1, hour=15)  # 23:00 in Beijing: the last hour of the period
         _metric(other, 4, 1000, likes=1)
         # After the period: not part of November's figures.
         db.session.add(PublicationMetric(publication_id=first.id, observed_at=datetime(2026, 12, 1, tzinfo=UTC),
