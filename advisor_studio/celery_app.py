@@ -81,6 +81,10 @@ def celery_init_app(app: Flask) -> Celery:
             # A sweep still queued when the next is due is dropped (expires), so a backlog does not pile up.
             "webhook-sweep": {"task": "advisor_studio.distribution.sweep_webhooks", "schedule": 60.0,
                               "options": {"expires": 55}},
+            # New clicks and conversions into the analytics rollups (the pages show "up to 14:05").
+            "refresh-rollups": {"task": "advisor_studio.analytics.refresh_rollups",
+                                "schedule": float(app.config.get("ANALYTICS_REFRESH_INTERVAL_SECONDS") or 60),
+                                "options": {"expires": 55}},
             "audit-verify": {"task": "advisor_studio.core.verify_audit_chain",
                              "schedule": float(app.config.get("AUDIT_VERIFY_INTERVAL_SECONDS") or 86400)},
         },
