@@ -147,6 +147,7 @@ def create_app(config=None) -> Flask:
     _security_headers(app)
 
     from advisor_studio.accounts.routes import bp as accounts_bp
+    from advisor_studio.analytics.routes import bp as analytics_bp
     from advisor_studio.compliance.routes import bp as compliance_bp
     from advisor_studio.core.routes import bp as core_bp
     from advisor_studio.distribution.routes import bp as distribution_bp
@@ -171,6 +172,7 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(redirect_bp)
     app.register_blueprint(referrals_api_bp)
     app.register_blueprint(sharing_bp)
+    app.register_blueprint(analytics_bp)
     from advisor_studio.distribution import api as partner_api
 
     partner_api.init_app(app)
@@ -188,6 +190,9 @@ def create_app(config=None) -> Flask:
     from advisor_studio.referrals.cli import links_cli
 
     app.cli.add_command(links_cli)
+    from advisor_studio.analytics.cli import analytics_cli
+
+    app.cli.add_command(analytics_cli)
 
     @app.context_processor
     def inject_globals():
@@ -207,6 +212,7 @@ def _import_models() -> None:
     )
     from advisor_studio.accounts import models  # noqa: F401
     from advisor_studio.analytics import models as analytics_models  # noqa: F401
+    from advisor_studio.analytics import tasks as analytics_tasks  # noqa: F401
     from advisor_studio.compliance import models as compliance_models  # noqa: F401
     from advisor_studio.compliance import tasks as compliance_tasks  # noqa: F401
     from advisor_studio.core import tasks  # noqa: F401  (registers the tasks with Celery)

@@ -18,6 +18,8 @@ MENU = [
     ("compliance", _l("Approved"), "compliance.approved"),
     ("compliance", _l("Lexicon"), "compliance.lexicon"),
     ("compliance", _l("Audit log"), "core.audit_log"),
+    ("compliance", _l("Analytics"), "analytics.overview"),
+    ("compliance", _l("Leaderboard"), "analytics.leaderboard"),
     ("mcn", _l("Assets"), "distribution.assets"),
     ("mcn", _l("Publications"), "distribution.publications"),
     ("admin", _l("Users"), "accounts.users"),

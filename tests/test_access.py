@@ -104,6 +104,12 @@ PAGES = [
     ("/admin/channels", {"admin"}),
     ("/admin/channels/new", {"admin"}),
     ("/admin/channels/{missing}", {"admin"}, 404),
+    # Analytics: advisors (their own figures only, tests/analytics/test_pages.py), compliance and admins.
+    ("/analytics/", {"advisor", "compliance", "admin"}),
+    ("/analytics/my", {"advisor", "compliance", "admin"}),
+    ("/analytics/export.csv", {"advisor", "compliance", "admin"}),
+    ("/analytics/leaderboard", {"advisor", "compliance", "admin"}),
+    ("/analytics/aarrr", {"advisor", "compliance", "admin"}),
 ]
 
 
