@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 
 from flask import Blueprint, Response, render_template, request
 from flask_babel import format_datetime, get_timezone
@@ -41,8 +42,12 @@ class Request:
         self.ok = form.validate()
         if form.date_from.data:
             self.date_from = form.date_from.data
+        elif not form.date_from.raw_data or not form.date_from.raw_data[0]:
+            form.date_from.data = self.date_from  # show the default period in the form
         if form.date_to.data:
             self.date_to = form.date_to.data
+        elif not form.date_to.raw_data or not form.date_to.raw_data[0]:
+            form.date_to.data = self.date_to
         if not self.ok:
             return
         self.by = form.by.data or None
@@ -120,15 +125,20 @@ def analytics_change(value):
 
 
 def _chart_data(result: queries.Funnel, daily: queries.Funnel | None) -> dict:
+    """The figures the charts draw (analytics.js reads them from a JSON block: no inline script)."""
     total = result.total
+    days, series = [], []
+    if daily is not None:
+        by_day = {row.key: row for row in daily.rows}
+        span = (result.date_to - result.date_from).days + 1
+        days = [(result.date_from + timedelta(days=n)).isoformat() for n in range(span)]  # every day, gaps at 0
+        empty = queries.FunnelRow()
+        series = [{"name": str(queries.METRIC_LABELS[m]), "data": [getattr(by_day.get(d, empty), m) for d in days]}
+                  for m in ("clicks", "unique_visitors", "signups", "accounts_opened")]
     return {
         "steps": [{"name": str(queries.METRIC_LABELS[m]), "value": getattr(total, m)}
                   for m in ("clicks", "unique_visitors", "signups", "accounts_opened", "funded_count", "first_trades")],
-        "daily": {
-            "days": [row.key for row in daily.rows] if daily else [],
-            "series": [{"name": str(queries.METRIC_LABELS[m]), "data": [getattr(row, m) for row in daily.rows]}
-                       for m in ("clicks", "unique_visitors", "signups", "accounts_opened")] if daily else [],
-        },
+        "daily": {"days": days, "series": series},
         "bars": {
             "labels": [row.label for row in result.rows[:20]] if result.by else [],
             "values": [row.accounts_opened for row in result.rows[:20]] if result.by else [],

@@ -14,12 +14,15 @@
     charts.push(chart);
   };
   const steps = data.steps || [];
+  // The funnel as horizontal bars, widest step on top (the common build of ECharts has no funnel series).
   make('funnel', {
-    tooltip: { trigger: 'item', formatter: '{b}: {c}' },
+    tooltip: { trigger: 'axis', axisPointer: { type: 'shadow' } },
+    grid: { left: 8, right: 56, top: 8, bottom: 8, containLabel: true },
+    xAxis: { type: 'value', show: false },
+    yAxis: { type: 'category', inverse: true, data: steps.map((s) => s.name), axisTick: { show: false } },
     series: [{
-      type: 'funnel', left: '8%', width: '84%', top: 16, bottom: 16, sort: 'none', minSize: '8%',
-      label: { show: true, position: 'inside', formatter: '{b}\n{c}' },
-      data: steps.map((s) => ({ name: s.name, value: s.value })),
+      type: 'bar', barWidth: '60%', label: { show: true, position: 'right' },
+      data: steps.map((s) => s.value),
     }],
   });
   const daily = data.daily || { days: [], series: [] };
