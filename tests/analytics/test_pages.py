@@ -369,3 +369,16 @@ def test_group_keys_on_pages_are_the_groups_names(app, users, data):
     with app.app_context():
         name = db.session.get(CommunityGroup, data["a_group"]).name
     assert name in body
+
+
+def test_pages_speak_chinese_by_default(app, users, data):
+    """zh_CN is the default locale (needs the ana-core messages merged into the catalogue)."""
+    client = signed_in(app, users["advisor"])
+    body = _text(client.get("/analytics/my"))
+    assert "我的数据" in body and "数据截至" in body and "明星投顾" in body and "转化漏斗" in body
+    refused = _text(client.get("/analytics/?date_from=2026-03-01&date_to=2026-02-01"))
+    assert "结束日期早于开始日期。" in refused
+    board = _text(client.get("/analytics/leaderboard"))
+    assert "您只能看到自己的数据。" in board
+    export = client.get(f"/analytics/export.csv?date_from={FROM}&date_to={TO}&by=group")
+    assert "独立访客" in export.get_data(as_text=True).splitlines()[0]

@@ -213,3 +213,16 @@ def test_days_and_platform_follow_the_raw_rows(app, users):
             (at(4).date(), "bilibili", 1, 1), (at(1).date(), "bilibili", 2, 1)]
         assert all(r.partner_id is not None for r in rows)
         assert at(4).date() + timedelta(days=3) == at(1).date()
+
+
+def test_celery_beat_refreshes_the_rollups_every_minute(app, users, no_lookback):
+    from advisor_studio.analytics.tasks import refresh_rollups
+
+    schedule = app.extensions["celery"].conf.beat_schedule["refresh-rollups"]
+    assert schedule["task"] == refresh_rollups.name and schedule["schedule"] == 60.0
+    with app.app_context():
+        click(new_link(users["advisor"].id), at(1))
+        db.session.commit()
+        assert refresh_rollups.run() == 1  # the one day with a new click
+        assert db.session.scalar(sa.select(sa.func.sum(DailyRollup.clicks))) == 1
+        assert refresh_rollups.run() == 0
