@@ -23,7 +23,6 @@ filter naming anything outside it is refused like an unknown value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -307,8 +306,41 @@ def _bucket(day: date, by: str) -> str:
     return day.isoformat()
 
 
-def _grouped(scope, date_from, date_to, by, filters, *, segments: bool) -> dict:
-    """{(key, segment): FunnelRow} from one GROUP BY over analytics_daily."""
+def _label_joins(by: str | None):
+    """(label columns, joins) that name the groups of ``by`` inside the same GROUP BY: no second
+    query with thousands of ids."""
+    if by == "advisor":
+        return [User.name, User.email], [(User, User.id == DailyRollup.advisor_id)]
+    if by == "package":
+        return [Package.title], [(Package, Package.id == DailyRollup.package_id)]
+    if by == "partner":
+        return [Partner.name], [(Partner, Partner.id == DailyRollup.partner_id)]
+    if by == "channel":
+        return [Partner.name, Channel.platform, Channel.handle], [
+            (Channel, Channel.id == DailyRollup.channel_id), (Partner, Partner.id == Channel.partner_id)]
+    if by == "group":
+        return [CommunityGroup.name], [(CommunityGroup, CommunityGroup.id == DailyRollup.group_id)]
+    return [], []
+
+
+def _label_of(by: str, key, names: tuple) -> tuple[str, object]:
+    """(label, export key) of one group from its key and the joined name columns."""
+    if by in TIME_DIMENSIONS or by == "campaign":
+        return str(key), key
+    if by == "platform":
+        return str(PLATFORM_LABELS.get(key, key)), key
+    if not names or names[0] is None:
+        return str(key), key
+    if by == "advisor":
+        return names[0], names[1]
+    if by == "channel":
+        partner, platform, handle = names
+        return f"{partner} · {PLATFORM_LABELS.get(platform, platform)} {handle}", key
+    return names[0], key
+
+
+def _grouped(scope, date_from, date_to, by, filters, *, segments: bool, labels: bool = False) -> dict:
+    """{(key, segment): FunnelRow} from one GROUP BY over analytics_daily (labels joined in if asked)."""
     columns = []
     if by in TIME_DIMENSIONS:
         columns.append(DailyRollup.day.label("key"))
@@ -316,11 +348,16 @@ def _grouped(scope, date_from, date_to, by, filters, *, segments: bool) -> dict:
         columns.append(ENTITY_DIMENSIONS[by].label("key"))
     if segments:
         columns.append(DailyRollup.segment.label("segment"))
-    stmt = sa.select(*columns, *_sums()).where(*_where(scope, date_from, date_to, filters))
+    names, joins = _label_joins(by) if labels else ([], [])
+    names = [column.label(f"name{n}") for n, column in enumerate(names)]
+    stmt = sa.select(*columns, *names, *_sums()).select_from(DailyRollup)
+    for target, onclause in joins:
+        stmt = stmt.outerjoin(target, onclause)
+    stmt = stmt.where(*_where(scope, date_from, date_to, filters))
     if not segments:
         stmt = stmt.where(DailyRollup.segment == SEGMENT_COUNTED)
-    if columns:
-        stmt = stmt.group_by(*columns)
+    if columns or names:
+        stmt = stmt.group_by(*columns, *names)
     out: dict = {}
     for values in db.session.execute(stmt):
         key = getattr(values, "key", None) if by is not None else None
@@ -329,40 +366,15 @@ def _grouped(scope, date_from, date_to, by, filters, *, segments: bool) -> dict:
         segment = values.segment if segments else SEGMENT_COUNTED
         row = _row_of(values)
         row.key = key
+        if by is not None and key is not None:
+            row.label, row.export_key = _label_of(by, key, tuple(getattr(values, f"name{n}")
+                                                                 for n in range(len(names))))
         existing = out.get((key, segment))
         if existing is None:
             out[(key, segment)] = row
         else:
             existing.add(row)
     return out
-
-
-def _labels(by: str | None, keys: Iterable) -> dict:
-    """{key: (label, export key)} of one dimension's keys (one query at most)."""
-    keys = {k for k in keys if k is not None}
-    if by is None:
-        return {}
-    if by in TIME_DIMENSIONS or by == "campaign":
-        return {k: (str(k), k) for k in keys}
-    if by == "platform":
-        return {k: (str(PLATFORM_LABELS.get(k, k)), k) for k in keys}
-    if not keys:
-        return {}
-    if by == "advisor":
-        rows = db.session.execute(sa.select(User.id, User.name, User.email).where(User.id.in_(keys)))
-        return {r.id: (r.name, r.email) for r in rows}
-    if by == "package":
-        rows = db.session.execute(sa.select(Package.id, Package.title).where(Package.id.in_(keys)))
-        return {r.id: (r.title, r.id) for r in rows}
-    if by == "partner":
-        rows = db.session.execute(sa.select(Partner.id, Partner.name).where(Partner.id.in_(keys)))
-        return {r.id: (r.name, r.id) for r in rows}
-    if by == "channel":
-        rows = db.session.execute(sa.select(Channel.id, Channel.platform, Channel.handle, Partner.name)
-                                  .join(Partner, Partner.id == Channel.partner_id).where(Channel.id.in_(keys)))
-        return {r.id: (f"{r.name} · {PLATFORM_LABELS.get(r.platform, r.platform)} {r.handle}", r.id) for r in rows}
-    rows = db.session.execute(sa.select(CommunityGroup.id, CommunityGroup.name).where(CommunityGroup.id.in_(keys)))
-    return {r.id: (r.name, r.id) for r in rows}
 
 
 NONE_LABELS = {
@@ -396,7 +408,7 @@ def funnel(scope: int | None, date_from: date, date_to: date, by: str | None = N
     length = (date_to - date_from).days + 1
     previous_to = date_from - timedelta(days=1)
     previous_from = date_from - timedelta(days=length)
-    grouped = _grouped(scope, date_from, date_to, by, filters, segments=include_excluded)
+    grouped = _grouped(scope, date_from, date_to, by, filters, segments=include_excluded, labels=True)
     counted: dict = {}
     excluded: dict = {}
     for (key, segment), row in grouped.items():
@@ -408,15 +420,12 @@ def funnel(scope: int | None, date_from: date, date_to: date, by: str | None = N
         for segment in SEGMENTS:
             if segment != SEGMENT_COUNTED:
                 excluded.setdefault(segment, FunnelRow(label=str(SEGMENT_LABELS[segment])))
-    labels = _labels(by, counted)
     rows = list(counted.values())
     for row in rows:
         if by is None:
             row.label, row.export_key = str(_l("All")), "all"
         elif row.key is None:
             row.label, row.export_key = str(NONE_LABELS.get(by, "—")), None
-        else:
-            row.label, row.export_key = labels.get(row.key, (str(row.key), row.key))
     rows.sort(key=_sort_key(by))
     total = FunnelRow(key=None, label=str(_l("Total")), export_key="all")
     for row in rows:
