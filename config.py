@@ -83,6 +83,8 @@ class Config:
         self.CLICK_SPOOL_REDIS_KEY = _env("CLICK_SPOOL_REDIS_KEY")
         self.CLICK_SPOOL_ROTATE_SECONDS = float(_env("CLICK_SPOOL_ROTATE_SECONDS", "1.0"))
         self.CLICK_DRAIN_INTERVAL_SECONDS = float(_env("CLICK_DRAIN_INTERVAL_SECONDS", "1.0"))
+        # How often celery beat folds new clicks and conversions into the analytics rollups.
+        self.ANALYTICS_REFRESH_INTERVAL_SECONDS = float(_env("ANALYTICS_REFRESH_INTERVAL_SECONDS", "60"))
         # A link lookup is cached per process this long: a disabled or withdrawn link answers 410
         # within one second everywhere.
         self.REFERRAL_LINK_CACHE_SECONDS = min(float(_env("REFERRAL_LINK_CACHE_SECONDS", "0.5")), 1.0)

@@ -153,6 +153,7 @@ def create_app(config=None) -> Flask:
     from advisor_studio.analytics.content_routes import bp as content_performance_bp
     from advisor_studio.analytics.fraud_routes import bp as fraud_bp
     from advisor_studio.analytics.reconciliation_routes import bp as reconciliation_bp
+    from advisor_studio.analytics.routes import bp as analytics_bp
     from advisor_studio.compliance.routes import bp as compliance_bp
     from advisor_studio.core.routes import bp as core_bp
     from advisor_studio.distribution.routes import bp as distribution_bp
@@ -180,6 +181,7 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(fraud_bp)
     app.register_blueprint(content_performance_bp)
     app.register_blueprint(reconciliation_bp)
+    app.register_blueprint(analytics_bp)
     from advisor_studio.distribution import api as partner_api
 
     partner_api.init_app(app)
@@ -204,6 +206,9 @@ def create_app(config=None) -> Flask:
 
     app.cli.add_command(backup_cli)
     app.cli.add_command(retention_cli)
+    from advisor_studio.analytics.cli import analytics_cli
+
+    app.cli.add_command(analytics_cli)
 
     @app.context_processor
     def inject_globals():
@@ -224,6 +229,7 @@ def _import_models() -> None:
     from advisor_studio.accounts import models  # noqa: F401
     from advisor_studio.analytics import fraud_tasks  # noqa: F401
     from advisor_studio.analytics import models as analytics_models  # noqa: F401
+    from advisor_studio.analytics import tasks as analytics_tasks  # noqa: F401
     from advisor_studio.compliance import models as compliance_models  # noqa: F401
     from advisor_studio.compliance import tasks as compliance_tasks  # noqa: F401
     from advisor_studio.core import tasks  # noqa: F401  (registers the tasks with Celery)

@@ -86,6 +86,10 @@ def celery_init_app(app: Flask) -> Celery:
             "detect-fraud": {"task": "advisor_studio.analytics.detect_fraud",
                              "schedule": float(app.config.get("FRAUD_DETECT_INTERVAL_SECONDS") or 300),
                              "options": {"expires": float(app.config.get("FRAUD_DETECT_INTERVAL_SECONDS") or 300)}},
+            # New clicks and conversions into the analytics rollups (the pages show "up to 14:05").
+            "refresh-rollups": {"task": "advisor_studio.analytics.refresh_rollups",
+                                "schedule": float(app.config.get("ANALYTICS_REFRESH_INTERVAL_SECONDS") or 60),
+                                "options": {"expires": 55}},
             "audit-verify": {"task": "advisor_studio.core.verify_audit_chain",
                              "schedule": float(app.config.get("AUDIT_VERIFY_INTERVAL_SECONDS") or 86400)},
         },

@@ -136,6 +136,7 @@ def seed_demo():
     db.session.commit()
     demo.ensure_referrals(by_role["advisor"], package)
     db.session.commit()
+    demo.ensure_rollups()  # commits itself
     for spec in DEMO_USERS:
         click.echo(f"login {spec['role']} {spec['email']} {spec['password']}")
     click.echo(f"partner-api-key {api_key}")

@@ -217,3 +217,10 @@ def _demo_journey(rng, ref: str, click, now, *, employee: bool) -> list[str]:
                                       digest=conversions.attribution.body_sha256(key.encode()))
         done.append(name)
     return [ref] if "funded" in done and "account_rejected" not in done else []
+
+
+def ensure_rollups() -> None:
+    """Bring the analytics rollups up to date, so the analytics pages show the demo traffic at once."""
+    from advisor_studio.analytics import rollups
+
+    rollups.refresh()

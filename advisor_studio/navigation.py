@@ -22,6 +22,8 @@ MENU = [
     ("compliance", _l("Fraud flags"), "fraud.flags"),
     ("compliance", _l("Content performance"), "content_performance.index"),
     ("compliance", _l("Audit log"), "core.audit_log"),
+    ("compliance", _l("Analytics"), "analytics.overview"),
+    ("compliance", _l("Leaderboard"), "analytics.leaderboard"),
     ("mcn", _l("Assets"), "distribution.assets"),
     ("mcn", _l("Publications"), "distribution.publications"),
     ("admin", _l("Users"), "accounts.users"),

@@ -115,6 +115,12 @@ PAGES = [
     ("/analytics/reconciliation", {"admin"}),
     ("/analytics/reconciliation/{missing}", {"admin"}, 404),
     ("/analytics/reconciliation/{missing}/file", {"admin"}, 404),
+    # Analytics: advisors (their own figures only, tests/analytics/test_pages.py), compliance and admins.
+    ("/analytics/", {"advisor", "compliance", "admin"}),
+    ("/analytics/my", {"advisor", "compliance", "admin"}),
+    ("/analytics/export.csv", {"advisor", "compliance", "admin"}),
+    ("/analytics/leaderboard", {"advisor", "compliance", "admin"}),
+    ("/analytics/aarrr", {"advisor", "compliance", "admin"}),
 ]
 
 
