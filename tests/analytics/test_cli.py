@@ -132,7 +132,7 @@ def test_employees_are_held_out_of_the_funnel_but_still_in_links_stats(app, user
     (["--from", "2026-13-01"], "YYYY-MM-DD"),
     (["--from", "20260101"], "YYYY-MM-DD"),
     (["--to", "0001-01-01"], "between"),
-    (["--from", "2026-03-01", "--to", "2026-02-01"], "before the start"),
+    (["--from", "2026-03-01", "--to", "2026-02-01"], "早于开始日期"),
     (["--from", "2016-01-01", "--to", "2026-01-01"], "1096"),
     (["--advisor", "nobody@example.com"], "no advisor"),
 ])
