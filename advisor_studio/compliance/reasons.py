@@ -20,7 +20,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 RULE_LABELS = {
-    "forbidden_phrase": _l("Forbidden wording"),
+    "forbidden_phrase": _l("Forbidden phrase"),
     "disclosure_missing": _l("Required disclosure missing"),
     "sac_missing": _l("SAC registration no. missing"),
     "sac_mismatch": _l("SAC registration no. is not yours"),
@@ -32,7 +32,6 @@ RULE_LABELS = {
 
 CATEGORY_LABELS = {
     "return_promise": _l("Return promise"),
-    "absolute_term": _l("Absolute terms"),
     "superlative": _l("Absolute terms"),
     "commission": _l("Commission comparison"),
     "trade_call": _l("Call to trade"),
@@ -58,8 +57,6 @@ CATEGORY_REASONS = {
                           "(《证券投资顾问业务暂行规定》: no promise or guarantee of investment returns; "
                           "316号文: no express or implied capital protection, no risk or guaranteed returns; "
                           "《广告法》第二十五条)."),
-    "absolute_term": _l("Absolute terms are forbidden in advertising (《广告法》第九条(三): "
-                        "no \"national-level\", \"highest-level\", \"best\" or similar)."),
     "superlative": _l("Absolute terms are forbidden in advertising (《广告法》第九条(三): "
                       "no \"national-level\", \"highest-level\", \"best\" or similar)."),
     "commission": _l("Comparing commissions in absolute terms is misleading marketing "
@@ -80,7 +77,7 @@ CATEGORY_REASONS = {
     "group_solicitation": _l("Soliciting viewers into private groups is not allowed "
                              "(platform rules, e.g. 快手: no steering to QQ or WeChat groups; "
                              "深圳证监局 2024: no private advisory through self-media)."),
-    "disparagement": _l("Disparaging other firms is not allowed (《广告法》)."),
+    "disparagement": _l("Disparaging other firms is not allowed (《广告法》第十三条)."),
     "disclosure": _l("A required disclosure is missing (《广告法》第二十五条: investment ads must "
                      "warn of risk)."),
 }
