@@ -193,7 +193,8 @@ def test_export_then_import_round_trips_without_a_new_version(app, officer):
     assert resp.status_code == 302
     assert _version(app) == before
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
-    assert ["多平台, 带逗号", "forbidden", "warn", '含"引号"\n和换行', "test", "bilibili|douyin", "", "改写, 带逗号"] in rows
+    assert ["多平台, 带逗号", "forbidden", "warn", '含"引号"\n和换行', "test", "bilibili|douyin", "",
+            "改写, 带逗号"] in rows
     with app.app_context():
         assert len(compliance.rules_in_version(before)) == len(rows) - 1
     # an older version can be exported too
