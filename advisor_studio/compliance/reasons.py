@@ -83,6 +83,16 @@ CATEGORY_REASONS = {
 }
 
 
+def _text(value) -> str:
+    """A stored value as text: findings are JSON a person with database access could have bent."""
+    return value if isinstance(value, str) else ""
+
+
+def _params(finding: Mapping) -> Mapping:
+    params = finding.get("params")
+    return params if isinstance(params, Mapping) else {}
+
+
 def _param(params: Mapping, name: str) -> str:
     value = params.get(name, "")
     if isinstance(value, (list, tuple)):
@@ -92,24 +102,24 @@ def _param(params: Mapping, name: str) -> str:
 
 def rule_label(rule: str) -> str:
     """The reader's name of a scanner rule (the code itself only for an unknown rule)."""
-    label = RULE_LABELS.get(rule or "")
-    return str(label) if label is not None else (rule or "")
+    rule = _text(rule)
+    label = RULE_LABELS.get(rule)
+    return str(label) if label is not None else rule
 
 
 def category_label(category: str) -> str:
     """The reader's name of a category; a firm's own category is shown as the firm named it."""
-    label = CATEGORY_LABELS.get(category or "")
-    return str(label) if label is not None else (category or "")
+    category = _text(category)
+    label = CATEGORY_LABELS.get(category)
+    return str(label) if label is not None else category
 
 
 def reason(finding: Mapping) -> str:
     """Why ``finding`` was raised, with the rule it rests on, in the current language."""
-    code = finding.get("code") or ""
-    params = finding.get("params") if isinstance(finding.get("params"), Mapping) else {}
+    code, params, note = _text(finding.get("code")), _params(finding), _text(finding.get("note"))
+    category_reason = str(CATEGORY_REASONS.get(_text(finding.get("category")), ""))
     if code == "lexicon_note":
-        if finding.get("note"):
-            return str(finding["note"])
-        return str(CATEGORY_REASONS.get(finding.get("category") or "", ""))
+        return note or category_reason
     if code == "required_missing":
         text = _("Required wording missing; include one of: %(wordings)s.", wordings=_param(params, "wordings"))
         basis = _param(params, "basis") or CATEGORY_REASONS.get("disclosure", "")
@@ -141,15 +151,14 @@ def reason(finding: Mapping) -> str:
         return _("A return figure: check it is not a promise, and give its period and source with a risk "
                  "warning (316号文: no implied guaranteed returns; 《广告法》第二十五条).")
     # A finding stored before reason codes: its plain note, else what its category means.
-    return str(finding.get("note") or CATEGORY_REASONS.get(finding.get("category") or "", ""))
+    return note or category_reason
 
 
 def suggestion(finding: Mapping) -> str:
     """A compliant rewording for ``finding``, or "" when there is none to offer."""
-    if finding.get("suggestion"):
-        return str(finding["suggestion"])
-    code = finding.get("code") or ""
-    params = finding.get("params") if isinstance(finding.get("params"), Mapping) else {}
+    if _text(finding.get("suggestion")):
+        return finding["suggestion"]
+    code, params = _text(finding.get("code")), _params(finding)
     if code in ("sac_missing", "sac_mismatch"):
         return _("Show your number, e.g. \"执业编号：%(expected)s\".", expected=_param(params, "expected"))
     if code == "sac_malformed":
@@ -167,8 +176,8 @@ def suggestion(finding: Mapping) -> str:
 
 def title(finding: Mapping) -> str:
     """One line for a hover title: rule and category names and the reason, no internal codes."""
-    head = rule_label(finding.get("rule") or "")
-    category = finding.get("category") or ""
+    head = rule_label(finding.get("rule"))
+    category = _text(finding.get("category"))
     if category:
         head = _("%(rule)s (%(category)s)", rule=head, category=category_label(category))
     why = reason(finding)
@@ -177,11 +186,11 @@ def title(finding: Mapping) -> str:
 
 def view(finding: Mapping) -> dict:
     """Everything a page shows about ``finding`` in the current language."""
-    return {"rule_label": rule_label(finding.get("rule") or ""),
-            "category_label": category_label(finding.get("category") or ""),
+    return {"rule_label": rule_label(finding.get("rule")),
+            "category_label": category_label(finding.get("category")),
             "reason": reason(finding), "suggestion": suggestion(finding), "title": title(finding)}
 
 
 def with_titles(findings: Iterable[Mapping] | None) -> list[dict]:
     """Copies of ``findings`` carrying their localized hover ``title`` (for the highlighters)."""
-    return [{**f, "title": title(f)} for f in findings or []]
+    return [{**f, "title": title(f)} for f in findings or [] if isinstance(f, Mapping)]

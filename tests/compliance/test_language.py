@@ -250,3 +250,15 @@ def test_too_long_suggestion_is_refused_and_nothing_is_stored(app, officer):
     with app.app_context():
         assert compliance.current_lexicon_version() == before
         assert db.session.scalars(sa.select(LexiconRule).where(LexiconRule.phrase == "新词")).first() is None
+
+
+def test_bent_stored_findings_render_without_error(app):
+    """An insider who edits the stored JSON gets text, not a 500: odd types read as empty."""
+    bent = [{"rule": ["x"], "category": {"a": 1}, "code": 5, "params": "nope", "note": None, "suggestion": 3},
+            {"rule": "stock_call", "category": "stock_tip", "code": "stock_call",
+             "params": {"securities": [1, "<b>"], "verb": {"k": "v"}}}]
+    with app.test_request_context("/?lang=en"):
+        assert reasons.view(bent[0]) == {"rule_label": "", "category_label": "", "reason": "", "suggestion": "",
+                                         "title": ""}
+        assert "1、<b>" in reasons.reason(bent[1])  # escaped by the templates, not here
+        assert [f["title"] for f in reasons.with_titles([*bent, "junk"])][1].startswith("Call to buy or sell")
