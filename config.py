@@ -116,7 +116,7 @@ class Config:
         self.MAX_VIDEO_SECONDS = _env_int("MAX_VIDEO_SECONDS", 900)
         self.MAX_VIDEO_SIDE_PX = _env_int("MAX_VIDEO_SIDE_PX", 4096)  # larger source frames are refused at upload
         self.RENDER_PRESET = _env("RENDER_PRESET", "veryfast")
-        self.FIRM_WATERMARK = _env("FIRM_WATERMARK", "Advisor Studio")
+        self.FIRM_WATERMARK = _env("FIRM_WATERMARK", "某某证券")  # placeholder: operators set the firm's name
         self.REVIEW_CLAIM_MINUTES = _env_int("REVIEW_CLAIM_MINUTES", 30)
         self.REVIEW_SLA_HOURS = {"script": _env_int("REVIEW_SLA_HOURS_SCRIPT", 24),
                                  "package": _env_int("REVIEW_SLA_HOURS_PACKAGE", 48)}

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from advisor_studio.accounts.models import User
-from advisor_studio.compliance import approvals, services
+from advisor_studio.compliance import approvals, reasons, services
 from advisor_studio.compliance.diff import highlight, side_by_side, usable_findings
 from advisor_studio.compliance.models import (
     STAGE_PACKAGE,
@@ -238,9 +238,10 @@ def _subtitle_cues(review: Review, findings: list[dict], flagged: set[int]) -> l
     except SubtitleError:
         return []
     rows, offset = [], 0
+    titled = reasons.with_titles(findings)
     for number, cue in enumerate(cues, start=1):  # services.package_fields joins cue texts with "\n"
         rows.append({"number": number, "start": cue.start_s, "end": cue.end_s, "flagged": number in flagged,
-                     "html": highlight(cue.text, findings, base=offset)})
+                     "html": highlight(cue.text, titled, base=offset)})
         offset += len(cue.text) + 1
     return rows
 
@@ -260,7 +261,7 @@ def review_page(review: Review, user, now: datetime | None = None) -> dict:
     for name in SHOWN_FIELDS:
         text = texts.get(name) or ""
         fields.append({"name": name, "text": text, "anchorable": name in ANCHOR_FIELDS,
-                       "html": highlight(text, usable_findings(text, by_field.get(name) or [])),
+                       "html": highlight(text, reasons.with_titles(usable_findings(text, by_field.get(name) or []))),
                        "count": len(by_field.get(name) or [])})
     findings = [{**f, "field": name} for name in (*SHOWN_FIELDS, "subtitles") for f in by_field.get(name) or []]
     findings += [{**f, "field": ""} for f in stored.get("document") or []]
@@ -378,10 +379,10 @@ def user_names(ids) -> dict[int, str]:
 
 def export_rows(version: int) -> list[list[str]]:
     """The rules of ``version`` as CSV rows in the import format (so an export re-imports unchanged)."""
-    rows = [["phrase", "kind", "severity", "note", "category", "platforms", "group"]]
+    rows = [["phrase", "kind", "severity", "note", "category", "platforms", "group", "suggestion"]]
     for rule in services.rules_in_version(version):
         rows.append([rule.phrase, rule.kind, rule.severity or "", rule.note or "", rule.category or "",
-                     "|".join(sorted(rule.platforms or [])), rule.group or ""])
+                     "|".join(sorted(rule.platforms or [])), rule.group or "", rule.suggestion or ""])
     return rows
 
 

@@ -190,6 +190,8 @@ def has_changes(rows: list[DiffRow]) -> bool:
 
 
 def _finding_title(finding: dict) -> str:
+    if finding.get("title"):  # localized by compliance.reasons.with_titles
+        return str(finding["title"])
     parts = [str(finding.get(k) or "") for k in ("rule", "category", "severity")]
     explanation = finding.get("note") or finding.get("phrase") or ""
     return " / ".join(p for p in [*parts, str(explanation)] if p)

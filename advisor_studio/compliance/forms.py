@@ -21,7 +21,7 @@ from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 
 from advisor_studio.compliance.dashboard import ANCHOR_FIELDS
 from advisor_studio.compliance.models import DECISION_APPROVE, DECISION_REJECT, DECISION_REQUEST_CHANGES
-from advisor_studio.compliance.scanner import MAX_NOTE_LENGTH, MAX_PHRASE_LENGTH
+from advisor_studio.compliance.scanner import MAX_NOTE_LENGTH, MAX_PHRASE_LENGTH, MAX_SUGGESTION_LENGTH
 from advisor_studio.compliance.services import COMMENT_MAX, REASON_MAX
 from advisor_studio.dbtypes import MAX_INTEGER
 from advisor_studio.distribution.models import PLATFORM_LABELS, PLATFORMS
@@ -109,6 +109,10 @@ class RuleForm(FlaskForm):
                            description=_l("Lower-case letters, digits and _; e.g. return_promise."))
     note = TextAreaField(_l("Note"), filters=[_strip], validators=[Optional(), Length(max=MAX_NOTE_LENGTH)],
                          description=_l("Why the phrase is listed (rule, article); shown to advisors."))
+    suggestion = TextAreaField(_l("Suggested wording"), filters=[_strip],
+                               validators=[Optional(), Length(max=MAX_SUGGESTION_LENGTH)],
+                               description=_l("A compliant rewording shown with the finding; leave empty when "
+                                              "there is none."))
     platforms = MultiCheckboxField(_l("Only on these platforms (none: all platforms)"),
                                    choices=_choices(_platform_pairs()))
     group = StringField(_l("Group"), filters=[_strip], validators=[Optional(), Length(max=60)],
@@ -123,7 +127,8 @@ class RemoveRuleForm(FlaskForm):
 
 class ImportForm(FlaskForm):
     file = FileField(_l("CSV file"), validators=[FileRequired()],
-                     description=_l("Columns: phrase,kind,severity,note, optionally category,platforms,group."))
+                     description=_l("Columns: phrase,kind,severity,note, optionally "
+                                    "category,platforms,group,suggestion."))
     note = StringField(_l("Note for the new version"), filters=[_strip], validators=[Optional(), Length(max=200)])
 
 

@@ -52,6 +52,8 @@ class LexiconRule(db.Model):
     note: so.Mapped[str] = so.mapped_column(sa.String(500), default="")
     platforms: so.Mapped[list] = so.mapped_column(sa.JSON, default=list)
     group: so.Mapped[str] = so.mapped_column(sa.String(60), default="")
+    # A compliant rewording shown with the findings of this phrase ("" when there is none).
+    suggestion: so.Mapped[str] = so.mapped_column(sa.String(500), default="", server_default="")
     added_in: so.Mapped[int] = so.mapped_column(index=True)
     removed_in: so.Mapped[int | None] = so.mapped_column(index=True)
 

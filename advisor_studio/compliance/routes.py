@@ -23,7 +23,7 @@ from flask_login import current_user
 
 from advisor_studio import audit
 from advisor_studio.access import fresh_confirmation, require, roles_required, step_up_required
-from advisor_studio.compliance import dashboard, evidence, services
+from advisor_studio.compliance import dashboard, evidence, reasons, services
 from advisor_studio.compliance.diff import highlight, usable_findings
 from advisor_studio.compliance.forms import (
     CSV_MAX_BYTES,
@@ -74,7 +74,8 @@ SORTS = ("due", "priority", "oldest", "newest")
 def compliance_labels():
     return {"platform_labels": PLATFORM_LABELS, "stage_labels": STAGE_LABELS, "decision_labels": DECISION_LABELS,
             "kind_labels": KIND_LABELS, "severity_labels": SEVERITY_LABELS, "field_labels": FIELD_LABELS,
-            "can_export_evidence": can_export_evidence}
+            "can_export_evidence": can_export_evidence, "finding_view": reasons.view,
+            "category_label": reasons.category_label, "findings_with_titles": reasons.with_titles}
 
 
 def _flash_domain_error(err: DomainError, form=None) -> None:
@@ -357,7 +358,8 @@ def lexicon_versions():
 def _rule_changes(form: RuleForm) -> dict:
     return {"phrase": form.phrase.data, "kind": form.kind.data, "severity": form.severity.data or "",
             "category": form.category.data or "", "note": form.note.data or "",
-            "platforms": list(form.platforms.data or []), "group": form.group.data or ""}
+            "platforms": list(form.platforms.data or []), "group": form.group.data or "",
+            "suggestion": form.suggestion.data or ""}
 
 
 @bp.route("/lexicon/rules/new", methods=["GET", "POST"])
@@ -500,6 +502,6 @@ def lexicon_try():
         scanned, version = services.scan_text(text, platforms=[form.platform.data] if form.platform.data else [])
         findings = [f.to_dict() for f in scanned.findings]
         result = {"version": version, "blocking": scanned.blocking, "findings": findings,
-                  "html": highlight(text, usable_findings(text, findings))}
+                  "html": highlight(text, reasons.with_titles(usable_findings(text, findings)))}
     status = 400 if request.method == "POST" and result is None else 200
     return render_template("compliance/lexicon_try.html", form=form, result=result), status

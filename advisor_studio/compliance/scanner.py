@@ -62,9 +62,10 @@ KINDS = (FORBIDDEN, REQUIRED)
 DEFAULT_CATEGORIES = {FORBIDDEN: "general", REQUIRED: "disclosure"}
 MAX_PHRASE_LENGTH = 200
 MAX_NOTE_LENGTH = 500
+MAX_SUGGESTION_LENGTH = 500
 DEFAULT_WINDOW = 12
 CSV_COLUMNS = ("phrase", "kind", "severity", "note")
-CSV_OPTIONAL_COLUMNS = ("category", "platforms", "group")
+CSV_OPTIONAL_COLUMNS = ("category", "platforms", "group", "suggestion")
 DEFAULT_LEXICON_PATH = Path(__file__).with_name("default_lexicon.csv")
 
 _CATEGORY_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -113,11 +114,14 @@ class LexiconEntry:
     note: str = ""
     platforms: frozenset[str] = frozenset()
     group: str = ""
+    suggestion: str = ""  # a compliant rewording shown with the finding, if there is one
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "platforms", frozenset(self.platforms))
         problem = _entry_problem(self.phrase, self.kind, self.severity, self.category, self.platforms,
                                  self.group)
+        if problem is None and len(self.suggestion) > MAX_SUGGESTION_LENGTH:
+            problem = f"suggestion longer than {MAX_SUGGESTION_LENGTH} characters"
         if problem is None and self.kind == ALLOW:
             problem = "kind allow belongs in an AllowEntry"
         if problem:
@@ -161,12 +165,20 @@ class Finding:
     text: str
     phrase: str = ""
     note: str = ""
+    # Why it was found, as a reason code and its parameters: pages render the sentence (and the
+    # rule it cites) in the reader's language at display time, so stored findings follow a switch
+    # of language. ``note`` stays as a plain fallback (the lexicon's note for phrase findings).
+    code: str = ""
+    params: tuple[tuple[str, str | tuple[str, ...]], ...] = ()
+    suggestion: str = ""
 
     def to_dict(self) -> dict[str, object]:
-        """Return the JSON shape of the contract plus the optional ``phrase`` and ``note`` keys."""
+        """Return the JSON shape of the contract plus ``phrase``, ``note``, ``code``, ``params``, ``suggestion``."""
         return {"rule": self.rule, "category": self.category, "severity": self.severity,
                 "start": self.start, "end": self.end, "text": self.text, "phrase": self.phrase,
-                "note": self.note}
+                "note": self.note, "code": self.code,
+                "params": {k: list(v) if isinstance(v, tuple) else v for k, v in self.params},
+                "suggestion": self.suggestion}
 
 
 @dataclass(frozen=True, slots=True)
@@ -635,7 +647,9 @@ class Scanner:
             name = normalize_phrase(advisor_name)
             if name and name not in strict.text:
                 findings.append(Finding("advisor_name_missing", "identification", BLOCK, 0, 0, "",
-                                        note=f"advisor name {advisor_name.strip()!r} does not appear"))
+                                        note=f"advisor name {advisor_name.strip()!r} does not appear",
+                                        code="advisor_name_missing",
+                                        params=(("name", advisor_name.strip()),)))
         if hits.verbs:
             findings.extend(self._stock_calls(text, strict, soft, hits))
         findings.extend(_return_percentages(text, soft))
@@ -678,7 +692,8 @@ class Scanner:
             entry = self._entries[index]
             start, end = strict.span(i, j)
             findings.append(Finding("forbidden_phrase", entry.category, entry.severity, start, end,
-                                    text[start:end], entry.phrase, entry.note))
+                                    text[start:end], entry.phrase, entry.note, code="lexicon_note",
+                                    suggestion=entry.suggestion))
         return findings
 
     def _missing_required(self, hits: _Hits, platform: str | None) -> list[Finding]:
@@ -689,10 +704,12 @@ class Scanner:
                 continue
             first = self._entries[members[0]]
             severity = BLOCK if any(self._entries[m].severity == BLOCK for m in members) else WARN
-            wordings = " | ".join(self._entries[m].phrase for m in members)
-            note = f"missing required text; any of: {wordings}"
+            wordings = tuple(self._entries[m].phrase for m in members)
+            note = f"missing required text; any of: {' | '.join(wordings)}"
             findings.append(Finding("disclosure_missing", first.category, severity, 0, 0, "", first.phrase,
-                                    note))
+                                    note, code="required_missing",
+                                    params=(("wordings", wordings), ("basis", first.note)),
+                                    suggestion=first.suggestion or first.phrase))
         return findings
 
     # -- stock calls ---------------------------------------------------------------------------
@@ -743,10 +760,11 @@ class Scanner:
             vs, ve = strict.span(vi, vj)
             start = min(vs, *(s for s, _ in spans))
             end = max(ve, *(e for _, e in spans))
-            named = ", ".join(repr(text[s:e]) for s, e in spans)
+            named = tuple(dict.fromkeys(text[s:e] for s, e in spans))
             findings.append(Finding("stock_call", "stock_tip", BLOCK, start, end, text[start:end],
-                                    note=f"{named} next to {text[vs:ve]!r}: a call to trade a specific "
-                                         "security in public content"))
+                                    note=f"{', '.join(map(repr, named))} next to {text[vs:ve]!r}: a call to "
+                                         "trade a specific security in public content",
+                                    code="stock_call", params=(("securities", named), ("verb", text[vs:ve]))))
         return findings
 
 
@@ -810,16 +828,19 @@ def _sac_findings(text: str, soft: _View, expected: str | None, check_required: 
             continue
         start, end = soft.span(*match.span())
         findings.append(Finding("sac_mismatch", "identification", BLOCK, start, end, text[start:end],
-                                note=f"SAC number {number} is not the advisor's {expected}"))
+                                note=f"SAC number {number} is not the advisor's {expected}",
+                                code="sac_mismatch", params=(("found", number), ("expected", expected))))
     for match in _SAC_LIKE_RE.finditer(soft.text):
         if any(a <= match.start() < b for a, b in well_formed_spans):
             continue
         start, end = soft.span(*match.span())
         findings.append(Finding("sac_malformed", "identification", WARN, start, end, text[start:end],
-                                note="looks like a SAC number but is not S followed by 13 digits"))
+                                note="looks like a SAC number but is not S followed by 13 digits",
+                                code="sac_malformed"))
     if expected is not None and check_required and not found_expected:
         findings.append(Finding("sac_missing", "identification", BLOCK, 0, 0, "",
-                                note=f"the advisor's SAC number {expected} does not appear"))
+                                note=f"the advisor's SAC number {expected} does not appear",
+                                code="sac_missing", params=(("expected", expected),)))
     return findings
 
 
@@ -849,7 +870,9 @@ def _return_percentages(text: str, soft: _View) -> list[Finding]:
         severity = BLOCK if promise else WARN
         note = "return figure" + (f" with promise word {promise.group()!r}" if promise else "")
         findings.append(Finding("return_percentage", "return_promise", severity, start, end,
-                                text[start:end], note=note))
+                                text[start:end], note=note,
+                                code="return_figure_promise" if promise else "return_figure",
+                                params=(("promise", promise.group()),) if promise else ()))
     return findings
 
 
@@ -913,10 +936,15 @@ def load_csv(path_or_text: str | os.PathLike[str] | bytes
         note = cells.get("note", "")
         category = cells.get("category", "").lower()
         group = cells.get("group", "")
+        suggestion = cells.get("suggestion", "")  # absent in lexicons written before the column
         platforms = frozenset(p.strip().lower() for p in cells.get("platforms", "").split("|") if p.strip())
         problem = _entry_problem(phrase, kind, severity, category, platforms, group)
         if problem is None and len(note) > MAX_NOTE_LENGTH:
             problem = f"note longer than {MAX_NOTE_LENGTH} characters"
+        if problem is None and len(suggestion) > MAX_SUGGESTION_LENGTH:
+            problem = f"suggestion longer than {MAX_SUGGESTION_LENGTH} characters"
+        if problem is None and kind == ALLOW and suggestion:
+            problem = "suggestion is not used on allow rows"
         if problem is None and kind == ALLOW and category:
             problem = "category is not used on allow rows"
         if problem is None:
@@ -930,7 +958,7 @@ def load_csv(path_or_text: str | os.PathLike[str] | bytes
         elif kind == ALLOW:
             allows.append(AllowEntry(phrase, note, platforms))
         else:
-            entries.append(LexiconEntry(phrase, kind, severity, category, note, platforms, group))
+            entries.append(LexiconEntry(phrase, kind, severity, category, note, platforms, group, suggestion))
     if errors:
         return [], [], errors
     return entries, allows, errors

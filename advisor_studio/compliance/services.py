@@ -68,7 +68,7 @@ def _to_scanner_entries(rules):
             allows.append(scan_logic.AllowEntry(rule.phrase, rule.note, platforms))
         else:
             entries.append(scan_logic.LexiconEntry(rule.phrase, rule.kind, rule.severity, rule.category,
-                                                   rule.note, platforms, rule.group))
+                                                   rule.note, platforms, rule.group, rule.suggestion or ""))
     return entries, allows
 
 
@@ -115,16 +115,19 @@ def _finish_version(version: LexiconVersion, actor, details: dict) -> LexiconVer
     return version
 
 
-def _validated_rule(phrase, kind, severity, category, note, platforms, group) -> dict:
+def _validated_rule(phrase, kind, severity, category, note, platforms, group, suggestion="") -> dict:
     phrase = (phrase or "").strip()
     kind = (kind or "").strip().lower()
     severity = (severity or "").strip().lower()
     category = (category or "").strip().lower()
     platforms = sorted({p.strip().lower() for p in (platforms or []) if p and p.strip()})
+    suggestion = (suggestion or "").strip()
+    if len(suggestion) > scan_logic.MAX_SUGGESTION_LENGTH:
+        raise ValidationError(_("The suggested wording is too long."), fields={"suggestion": _("too long")})
     try:
         if kind == scan_logic.ALLOW:
             scan_logic.AllowEntry(phrase, note or "", frozenset(platforms))
-            severity, category, group = "", "", ""
+            severity, category, group, suggestion = "", "", "", ""
         else:
             entry = scan_logic.LexiconEntry(phrase, kind, severity, category, note or "", frozenset(platforms),
                                             group or "")
@@ -135,7 +138,7 @@ def _validated_rule(phrase, kind, severity, category, note, platforms, group) ->
     if len(note or "") > scan_logic.MAX_NOTE_LENGTH:
         raise ValidationError(_("The note is too long."), fields={"note": _("too long")})
     return {"phrase": phrase, "kind": kind, "severity": severity, "category": category, "note": note or "",
-            "platforms": platforms, "group": group or ""}
+            "platforms": platforms, "group": group or "", "suggestion": suggestion}
 
 
 def _live_duplicate(phrase: str, exclude_id: int | None = None) -> LexiconRule | None:
@@ -146,9 +149,10 @@ def _live_duplicate(phrase: str, exclude_id: int | None = None) -> LexiconRule |
     return None
 
 
-def add_rule(*, phrase, kind, severity="", category="", note="", platforms=(), group="", actor) -> LexiconRule:
+def add_rule(*, phrase, kind, severity="", category="", note="", platforms=(), group="", suggestion="",
+             actor) -> LexiconRule:
     """Add one phrase; makes a new lexicon version."""
-    data = _validated_rule(phrase, kind, severity, category, note, platforms, group)
+    data = _validated_rule(phrase, kind, severity, category, note, platforms, group, suggestion)
     clash = _live_duplicate(data["phrase"])
     if clash is not None:
         raise Conflict(_("The lexicon already has this phrase: %(p)s", p=clash.phrase),
@@ -166,13 +170,13 @@ def update_rule(rule: LexiconRule, *, actor, **changes) -> LexiconRule:
     if rule.removed_in is not None:
         raise Conflict(_("This entry was already removed from the lexicon."))
     merged = {k: changes.get(k, getattr(rule, k)) for k in
-              ("phrase", "kind", "severity", "category", "note", "platforms", "group")}
+              ("phrase", "kind", "severity", "category", "note", "platforms", "group", "suggestion")}
     data = _validated_rule(**merged)
     clash = _live_duplicate(data["phrase"], exclude_id=rule.id)
     if clash is not None:
         raise Conflict(_("The lexicon already has this phrase: %(p)s", p=clash.phrase),
                        fields={"phrase": _("duplicate")})
-    old = {k: getattr(rule, k) for k in data}
+    old = {k: getattr(rule, k) or "" if k == "suggestion" else getattr(rule, k) for k in data}
     if old == data:
         return rule
     version = _new_version(actor, f"edit {rule.phrase}")
@@ -206,9 +210,9 @@ def import_csv(source, *, actor, note: str = "") -> tuple[LexiconVersion | None,
             code="csv_invalid",
         )
     rows = [{"phrase": e.phrase, "kind": e.kind, "severity": e.severity, "category": e.category, "note": e.note,
-             "platforms": sorted(e.platforms), "group": e.group} for e in entries]
+             "platforms": sorted(e.platforms), "group": e.group, "suggestion": e.suggestion} for e in entries]
     rows += [{"phrase": a.phrase, "kind": scan_logic.ALLOW, "severity": "", "category": "", "note": a.note,
-              "platforms": sorted(a.platforms), "group": ""} for a in allows]
+              "platforms": sorted(a.platforms), "group": "", "suggestion": ""} for a in allows]
     live = {scan_logic.normalize_phrase(r.phrase): r
             for r in db.session.scalars(sa.select(LexiconRule).where(LexiconRule.removed_in.is_(None)))}
     to_add, to_replace = [], []

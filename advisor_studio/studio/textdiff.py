@@ -197,6 +197,7 @@ def mark_findings(text: str, findings: list[dict]) -> Markup:
         severity = "block" if any(f.get("severity") == "block" for _n, f in covering) else "warn"
         numbers = " ".join(str(n) for n, _f in covering)
         title = "; ".join(dict.fromkeys(
-            f"{f.get('rule', '')}: {f.get('phrase') or f.get('text', '')}" for _n, f in covering))
+            f.get("title") or f"{f.get('rule', '')}: {f.get('phrase') or f.get('text', '')}"
+            for _n, f in covering))
         out.append(mark.format(severity, numbers, title, chunk))
     return Markup("").join(out)

@@ -37,7 +37,7 @@ from advisor_studio.video.srt import Segment, parse_srt_file, timeline_segments
 
 TEMPLATE_VERSION = "v1"
 DEFAULT_DISCLAIMER = "投资有风险，入市需谨慎。以上内容仅供参考，不构成投资建议。"
-DEFAULT_FIRM_WATERMARK = "Advisor Studio"
+DEFAULT_FIRM_WATERMARK = "某某证券"  # a placeholder; operators set FIRM_WATERMARK to the firm's name
 FONT_FILE = "NotoSansCJKsc-Regular.otf"
 SAC_RE = re.compile(r"S[0-9]{13}")  # ASCII digits only: \d would accept full-width digits
 

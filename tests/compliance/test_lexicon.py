@@ -180,19 +180,21 @@ def test_export_then_import_round_trips_without_a_new_version(app, officer):
     with app.app_context():
         ensure_lexicon()
         compliance.add_rule(phrase="多平台, 带逗号", kind="forbidden", severity="warn", category="test",
-                            note='含"引号"\n和换行', platforms=["douyin", "bilibili"], group="", actor=None)
+                            note='含"引号"\n和换行', platforms=["douyin", "bilibili"], group="",
+                            suggestion="改写, 带逗号", actor=None)
         db.session.commit()
     before = _version(app)
     resp = officer.get("/compliance/lexicon/export.csv")
     assert resp.status_code == 200 and resp.mimetype == "text/csv"
     assert f'filename="lexicon-v{before}.csv"' in resp.headers["Content-Disposition"]
     data = resp.data
-    assert data.decode("utf-8-sig").splitlines()[0] == "phrase,kind,severity,note,category,platforms,group"
+    assert data.decode("utf-8-sig").splitlines()[0] == "phrase,kind,severity,note,category,platforms,group,suggestion"
     resp = _upload(officer, data)
     assert resp.status_code == 302
     assert _version(app) == before
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
-    assert ["多平台, 带逗号", "forbidden", "warn", '含"引号"\n和换行', "test", "bilibili|douyin", ""] in rows
+    assert ["多平台, 带逗号", "forbidden", "warn", '含"引号"\n和换行', "test", "bilibili|douyin", "",
+            "改写, 带逗号"] in rows
     with app.app_context():
         assert len(compliance.rules_in_version(before)) == len(rows) - 1
     # an older version can be exported too

@@ -29,14 +29,15 @@
       xhr.addEventListener('load', function () {
         button.disabled = false;
         if (xhr.status === 201) { window.location.reload(); return; }
-        let message = 'Upload failed (' + xhr.status + ')';
+        // The page gives the words (data-upload-failed, data-network-error) in the reader's language.
+        let message = (form.getAttribute('data-upload-failed') || '') + ' (' + xhr.status + ')';
         try { message = JSON.parse(xhr.responseText).error.message; } catch (ignored) { /* keep default */ }
         error.textContent = message;
         box.classList.add('d-none');
       });
       xhr.addEventListener('error', function () {
         button.disabled = false;
-        error.textContent = form.getAttribute('data-network-error') || 'Network error: the upload was interrupted.';
+        error.textContent = form.getAttribute('data-network-error') || '';
       });
       xhr.send(file);
     });
