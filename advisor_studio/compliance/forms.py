@@ -19,8 +19,8 @@ from wtforms import (
 from wtforms.validators import AnyOf, DataRequired, Length, NumberRange, Optional, Regexp
 from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 
-from advisor_studio.compliance.dashboard import ANCHOR_FIELDS
 from advisor_studio.compliance.models import DECISION_APPROVE, DECISION_REJECT, DECISION_REQUEST_CHANGES
+from advisor_studio.compliance.queries import ANCHOR_FIELDS
 from advisor_studio.compliance.scanner import MAX_NOTE_LENGTH, MAX_PHRASE_LENGTH, MAX_SUGGESTION_LENGTH
 from advisor_studio.compliance.services import COMMENT_MAX, REASON_MAX
 from advisor_studio.dbtypes import MAX_INTEGER

@@ -23,7 +23,7 @@ from flask_login import current_user
 
 from advisor_studio import audit
 from advisor_studio.access import fresh_confirmation, require, roles_required, step_up_required
-from advisor_studio.compliance import dashboard, evidence, reasons, services
+from advisor_studio.compliance import evidence, queries, reasons, services
 from advisor_studio.compliance.diff import highlight, usable_findings
 from advisor_studio.compliance.forms import (
     CSV_MAX_BYTES,
@@ -113,13 +113,13 @@ def queue():
         "priority": _arg("priority", ("high",)), "overdue": _arg("overdue", ("1",)),
         "mine": _arg("mine", ("1",)), "sort": _arg("sort", SORTS) or "due",
     }
-    page = dashboard.paginate_open_reviews(
+    page = queries.paginate_open_reviews(
         page=query_page(), per_page=_per_page(), stage=filters["stage"], platform=filters["platform"],
         advisor_id=filters["advisor"], older_than_hours=filters["age"], high_priority=bool(filters["priority"]),
         overdue=bool(filters["overdue"]), claimed_by_id=current_user.id if filters["mine"] else None,
         sort=filters["sort"], now=now)
     return render_template("compliance/queue.html", page=page, filters=filters, now=now,
-                           counts=dashboard.queue_counts(now), advisors=dashboard.queue_advisors(),
+                           counts=queries.queue_counts(now), advisors=queries.queue_advisors(),
                            platforms=sorted(PLATFORMS), age_choices=AGE_CHOICES, page_sizes=PAGE_SIZES)
 
 
@@ -127,14 +127,14 @@ def queue():
 
 
 def _load_review(review_id: int):
-    review = dashboard.load_review(review_id)
+    review = queries.load_review(review_id)
     if review is None:
         abort(404)
     return review
 
 
 def _render_review(review, *, status: int = 200, decision_form=None, comment_form=None):
-    context = dashboard.review_page(review, current_user)
+    context = queries.review_page(review, current_user)
     decision_form = decision_form or DecisionForm(formdata=None)
     # The decision is bound to exactly what this page shows.
     decision_form.manifest_sha256.data = context["current_manifest_sha256"]
@@ -266,12 +266,12 @@ def approved():
     now = utcnow()
     filters = {"q": _arg("q"), "platform": _arg("platform", PLATFORMS), "flagged": _arg("flagged", ("1",)),
                "expiring": _arg("expiring", ("1",))}
-    stmt = dashboard.live_approvals_query(q=filters["q"], platform=filters["platform"],
+    stmt = queries.live_approvals_query(q=filters["q"], platform=filters["platform"],
                                           flagged_only=bool(filters["flagged"]),
                                           expiring_only=bool(filters["expiring"]), now=now)
     page = db.paginate(stmt, page=query_page(), per_page=_per_page(), error_out=False)
     return render_template("compliance/approved.html", page=page, filters=filters, now=now,
-                           platforms=sorted(PLATFORMS), expiring_days=dashboard.EXPIRING_DAYS,
+                           platforms=sorted(PLATFORMS), expiring_days=queries.EXPIRING_DAYS,
                            withdraw_form=WithdrawForm(formdata=None))
 
 
@@ -335,12 +335,12 @@ def lexicon():
         version = current
     filters = {"q": _arg("q"), "kind": _arg("kind", KIND_LABELS), "category": _arg("category", limit=40),
                "severity": _arg("severity", SEVERITY_LABELS), "platform": _arg("platform", PLATFORMS)}
-    stmt = dashboard.lexicon_rules_query(version, **filters)
+    stmt = queries.lexicon_rules_query(version, **filters)
     page = db.paginate(stmt, page=query_page(), per_page=_per_page(), error_out=False)
-    versions = db.session.scalars(dashboard.lexicon_versions_query().limit(5)).all()
-    names = dashboard.user_names(v.created_by_id for v in versions)
+    versions = db.session.scalars(queries.lexicon_versions_query().limit(5)).all()
+    names = queries.user_names(v.created_by_id for v in versions)
     return render_template("compliance/lexicon.html", page=page, filters=filters, version=version, current=current,
-                           versions=versions, names=names, categories=dashboard.lexicon_categories(version),
+                           versions=versions, names=names, categories=queries.lexicon_categories(version),
                            platforms=sorted(PLATFORMS), try_form=TryScannerForm(formdata=None))
 
 
@@ -348,9 +348,9 @@ def lexicon():
 @roles_required("compliance")
 def lexicon_versions():
     require(can_manage_lexicon(current_user))
-    page = db.paginate(dashboard.lexicon_versions_query(), page=query_page(), per_page=_per_page(),
+    page = db.paginate(queries.lexicon_versions_query(), page=query_page(), per_page=_per_page(),
                        error_out=False)
-    names = dashboard.user_names(v.created_by_id for v in page.items)
+    names = queries.user_names(v.created_by_id for v in page.items)
     return render_template("compliance/lexicon_versions.html", page=page, names=names,
                            current=services.current_lexicon_version())
 
@@ -485,7 +485,7 @@ def lexicon_export():
         version = current
     out = io.StringIO()
     out.write("\ufeff")  # lets spreadsheet programs detect UTF-8; the importer drops it
-    csv.writer(out, lineterminator="\r\n").writerows(dashboard.export_rows(version))
+    csv.writer(out, lineterminator="\r\n").writerows(queries.export_rows(version))
     return Response(out.getvalue().encode("utf-8"), content_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="lexicon-v{version}.csv"', "Cache-Control": "no-store"})
 

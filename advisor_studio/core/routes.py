@@ -58,8 +58,8 @@ def home():
 
         mcn = partner_landing(current_user.partner_id)
     from advisor_studio.accounts.forms import GrantDecisionForm
-    from advisor_studio.compliance.dashboard import landing_data as compliance_landing
-    from advisor_studio.studio.dashboard import landing_data as studio_landing
+    from advisor_studio.compliance.queries import landing_data as compliance_landing
+    from advisor_studio.studio.queries import landing_data as studio_landing
 
     return render_template("core/home.html", counts=counts, studio=studio_landing(current_user),
                            grant_requests=grant_requests, grant_form=GrantDecisionForm(),

@@ -22,7 +22,7 @@ from advisor_studio.distribution.models import PLATFORM_LABELS, PLATFORMS, Chann
 from advisor_studio.distribution.permissions import can_view_package_distribution
 from advisor_studio.errors import DomainError, error_response
 from advisor_studio.extensions import db
-from advisor_studio.studio import dashboard, services, states
+from advisor_studio.studio import queries, services, states
 from advisor_studio.studio.forms import ActionForm, ArchiveForm, PackageForm, ScriptForm
 from advisor_studio.studio.models import (
     BODY_MAX,
@@ -100,8 +100,8 @@ def _field_errors(err: DomainError, form) -> None:
 def my_content():
     q = (request.args.get("q") or "").strip()[:100]
     kind = request.args.get("kind") if request.args.get("kind") in ("script", "package") else ""
-    state = request.args.get("state") if request.args.get("state") in dashboard.STATE_GROUPS else ""
-    page = dashboard.content_overview(current_user, q=q, kind=kind, state=state, page=_page_number(),
+    state = request.args.get("state") if request.args.get("state") in queries.STATE_GROUPS else ""
+    page = queries.content_overview(current_user, q=q, kind=kind, state=state, page=_page_number(),
                                       per_page=_per_page())
     return render_template("studio/my_content.html", page=page, q=q, kind=kind, state=state)
 
@@ -138,7 +138,7 @@ def packages():
         stmt = stmt.where(Package.status == status)
     page = db.paginate(stmt, page=_page_number(), per_page=_per_page(), error_out=False)
     return render_template("studio/packages.html", page=page, q=q, status=status, statuses=PACKAGE_STATUSES,
-                           extras=dashboard.package_list_extras(page.items))
+                           extras=queries.package_list_extras(page.items))
 
 
 # --- scripts -------------------------------------------------------------------------------------
@@ -168,7 +168,7 @@ def _script_page(script: Script, form: ScriptForm, *, report=None, report_texts=
         "studio/script.html", script=script, form=form, editable=editable,
         can_edit=can_edit_script(current_user, script), report=report, report_texts=report_texts,
         report_kind=report_kind, error=error, action_form=ActionForm(), archive_form=archive_form or ArchiveForm(),
-        reviews=dashboard.reviews_of(script=script), threads=dashboard.threads, packages_made=packages_made,
+        reviews=queries.reviews_of(script=script), threads=queries.threads, packages_made=packages_made,
         archivable="archived" in states.SCRIPT_TRANSITIONS.get(script.status, {}),
     ), status
 
@@ -314,7 +314,7 @@ def script_revisions(script_id: int):
     script = db.get_or_404(Script, script_id)
     require(can_view_script(current_user, script))
     outcomes: dict[int, object] = {}
-    for review in reversed(dashboard.reviews_of(script=script)):  # oldest first: the newest review wins
+    for review in reversed(queries.reviews_of(script=script)):  # oldest first: the newest review wins
         outcomes[review.script_revision_id] = review
     revisions = sorted(script.revisions, key=lambda r: r.number, reverse=True)
     return render_template("studio/revisions.html", script=script, revisions=revisions, outcomes=outcomes)
@@ -393,8 +393,8 @@ def _fill_package_form(form: PackageForm, package: Package) -> None:
 
 def _package_page(package: Package, form: PackageForm, groups, *, report=None, report_texts=None,
                   error: DomainError | None = None, archive_form=None, status: int = 200):
-    scan = dashboard.latest_scan("package", package.id)
-    approval = dashboard.latest_approval(package)
+    scan = queries.latest_scan("package", package.id)
+    approval = queries.latest_approval(package)
     checklist = {
         "script": services.script_is_preapproved(package.script_revision),
         "rendition": package.rendition is not None and package.rendition.is_ready
@@ -414,7 +414,7 @@ def _package_page(package: Package, form: PackageForm, groups, *, report=None, r
         report_texts=report_texts, subtitle_lines=subtitle_lines,
         preview_lines=services.subtitle_lines_not_in_script(package) if scan is None else None,
         approval=approval, approval_live=approval is not None and compliance.live_approval(package) is not None,
-        reviews=dashboard.reviews_of(package=package), threads=dashboard.threads, error=error,
+        reviews=queries.reviews_of(package=package), threads=queries.threads, error=error,
         action_form=ActionForm(), archive_form=archive_form or ArchiveForm(),
         archivable="archived" in states.PACKAGE_TRANSITIONS.get(package.status, {}),
         distribution=(distribution_queries.package_distribution(package.id)

@@ -9,12 +9,12 @@ import pytest
 import sqlalchemy as sa
 
 from advisor_studio.compliance import approvals
-from advisor_studio.compliance import dashboard as compliance_dashboard
+from advisor_studio.compliance import queries as compliance_queries
 from advisor_studio.compliance import services as compliance
 from advisor_studio.compliance.models import Approval, Review
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.extensions import db
-from advisor_studio.studio import dashboard as studio_dashboard
+from advisor_studio.studio import queries as studio_queries
 from advisor_studio.studio import services as studio
 from advisor_studio.studio.models import Package
 from tests.factories import (
@@ -115,12 +115,12 @@ def test_every_reader_of_live_approvals_gives_the_same_answer(approved, case, fi
     db.session.commit()
 
     assert (compliance.live_approval(package) is not None) is expected
-    assert (package.id in studio_dashboard.live_approvals([package.id])) is expected
-    listed = db.session.scalars(compliance_dashboard.live_approvals_query()).unique().all()
+    assert (package.id in studio_queries.live_approvals([package.id])) is expected
+    listed = db.session.scalars(compliance_queries.live_approvals_query()).unique().all()
     assert (approval.id in {a.id for a in listed}) is expected
-    landing = compliance_dashboard.landing_data(approved["officer"])
+    landing = compliance_queries.landing_data(approved["officer"])
     assert (landing["expiring_count"] == 1) is expected
-    advisor_landing = studio_dashboard.landing_data(approved["advisor"])
+    advisor_landing = studio_queries.landing_data(approved["advisor"])
     assert (len(advisor_landing["expiring"]) == 1) is expected
 
 
@@ -146,4 +146,4 @@ def test_withdrawn_package_has_no_live_approval_even_before_the_void_is_written(
     package.status = "withdrawn"
     db.session.flush()
     assert compliance.live_approval(package) is None
-    assert studio_dashboard.live_approvals([package.id]) == {}
+    assert studio_queries.live_approvals([package.id]) == {}
