@@ -80,7 +80,7 @@ def _stopped_within(proc, pids: set[int], seconds: float) -> float:
 
 
 @pytest.mark.parametrize("how", ["group", "script", "interrupt"])
-def test_dev_stack_stops_completely_within_15_seconds(app, tmp_path, how):
+def test_dev_stack_stops_completely_without_the_kill_fallback(app, tmp_path, how):
     proc, _port, log = _start_stack(app, tmp_path)
     pids = _children(proc.pid) | {proc.pid}
     assert len(pids) >= 5  # script, web, worker main + pool, beat
@@ -90,7 +90,10 @@ def test_dev_stack_stops_completely_within_15_seconds(app, tmp_path, how):
         os.kill(proc.pid, signal.SIGTERM)
     else:  # Ctrl-C in a terminal: SIGINT to the foreground group
         os.killpg(proc.pid, signal.SIGINT)
-    took = _stopped_within(proc, pids, 15)
+    # Promptness is STOP_TIMEOUT (10 s): a process still running then is killed and the script says
+    # "did not stop", which fails the test. The wall-clock bound only stops a hung run; it is wider
+    # than 10 s because on a loaded CI machine (two suites side by side) bash itself runs late.
+    took = _stopped_within(proc, pids, 25)
     text = log.read_text(errors="replace")
     assert "did not stop" not in text, text[-3000:]  # nothing needed the KILL fallback
     print(f"{how}: stopped in {took:.1f}s")
