@@ -15,6 +15,12 @@ from advisor_studio.backup.services import FILES, MANIFEST, SEAL, verify_backup
 from tests.backup.conftest import cli, flip_byte, make_content, reseal, table_counts
 
 
+@pytest.fixture(autouse=True)
+def local_storage(monkeypatch):
+    """Local media even in the S3 pass of CI: these tests damage copied media files (the restore drill covers S3)."""
+    monkeypatch.delenv("S3_ENDPOINT_URL", raising=False)
+
+
 def tree(directory: Path) -> dict[str, bytes]:
     """Every file under ``directory`` with its bytes."""
     if not directory.exists():
