@@ -44,13 +44,21 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start_stack(app, tmp_path) -> tuple[subprocess.Popen, int, Path]:
     port = free_port()
     log = tmp_path / "run-dev.log"
     env = subprocess_env(app, PORT=str(port), STOP_TIMEOUT="10", LOG_FORMAT="json")
     with open(log, "wb") as out:
+        # As a terminal starts it: SIGINT at its default. A test run started in the background (as
+        # .ci/run starts both suites) inherits SIGINT ignored, and bash cannot trap a signal that was
+        # ignored when it started, so Ctrl-C would be tested against a shell no terminal gives.
         proc = subprocess.Popen(["bash", "scripts/run-dev.sh"], cwd=ROOT, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_default_sigint)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -80,7 +88,7 @@ def _stopped_within(proc, pids: set[int], seconds: float) -> float:
 
 
 @pytest.mark.parametrize("how", ["group", "script", "interrupt"])
-def test_dev_stack_stops_completely_without_the_kill_fallback(app, tmp_path, how):
+def test_dev_stack_stops_completely_within_15_seconds(app, tmp_path, how):
     proc, _port, log = _start_stack(app, tmp_path)
     pids = _children(proc.pid) | {proc.pid}
     assert len(pids) >= 5  # script, web, worker main + pool, beat
@@ -90,10 +98,7 @@ def test_dev_stack_stops_completely_without_the_kill_fallback(app, tmp_path, how
         os.kill(proc.pid, signal.SIGTERM)
     else:  # Ctrl-C in a terminal: SIGINT to the foreground group
         os.killpg(proc.pid, signal.SIGINT)
-    # Promptness is STOP_TIMEOUT (10 s): a process still running then is killed and the script says
-    # "did not stop", which fails the test. The wall-clock bound only stops a hung run; it is wider
-    # than 10 s because on a loaded CI machine (two suites side by side) bash itself runs late.
-    took = _stopped_within(proc, pids, 25)
+    took = _stopped_within(proc, pids, 15)
     text = log.read_text(errors="replace")
     assert "did not stop" not in text, text[-3000:]  # nothing needed the KILL fallback
     print(f"{how}: stopped in {took:.1f}s")
