@@ -202,6 +202,9 @@ def submit_script(script: Script, actor) -> ScriptRevision:
 def recall_script(script: Script, actor) -> Script:
     """Take a submitted script back to draft (its open review is closed)."""
     _require_author(script, actor)
+    if script.status != SCRIPT_SUBMITTED:  # decided in the meantime: the decision stands
+        raise Conflict(_("Only a script under review can be recalled; it has been decided."),
+                       code="not_recallable")
     # Review first, then script: the same lock order as a decision, so the two cannot deadlock.
     compliance.supersede_open_script_reviews(script, actor, "recalled")
     states.transition_script(script, SCRIPT_DRAFT, actor, "recalled by the author")
@@ -443,6 +446,9 @@ def submit_package(package: Package, actor) -> Package:
 def recall_package(package: Package, actor) -> Package:
     """The author takes a submitted package back to draft."""
     _require_author(package, actor)
+    if package.status != PKG_SUBMITTED:  # decided in the meantime: the decision stands
+        raise Conflict(_("Only a package under review can be recalled; it has been decided."),
+                       code="not_recallable")
     supersede_and_recall(package, actor, "recalled by the author")
     return package
 

@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from advisor_studio.accounts.models import User
+from advisor_studio.audit import AuditEntry
 from advisor_studio.compliance import services as compliance
 from advisor_studio.compliance.models import Approval
 from advisor_studio.extensions import db
@@ -211,6 +212,21 @@ def test_submit_recall_and_resubmit_a_package(app, users):
     assert by_testid(page, "changes-requested")
     [review] = [t for t in by_testid(page, "review") if attr(t, "data-decision") == "request_changes"]
     assert review and "字幕与脚本不一致" in html(page) and "第二条字幕请删除" in html(page)
+
+
+def test_recall_after_the_decision_is_refused_and_leaves_the_approval_live(app, users):
+    """A recall that arrives once the officer has decided (a slow tab, a race lost) changes nothing."""
+    package_id = approved_package(app, users["advisor"].id, users["compliance"].id)
+    client = signed_in(app, users["advisor"])
+    url = f"/studio/packages/{package_id}"
+    resp = post_form(client, f"{url}/recall", {}, form_page=url)
+    assert resp.status_code == 409
+    state = package_state(app, package_id)
+    assert (state["status"], state["live_approval"]) == ("approved", True)
+    with app.app_context():
+        actions = db.session.scalars(sa.select(AuditEntry.action).where(
+            AuditEntry.object_type == "package", AuditEntry.object_id == str(package_id))).all()
+        assert "package.recalled" not in actions and "package.approval_voided" not in actions
 
 
 def test_editing_an_approved_package_needs_confirmation_and_voids_the_approval(app, users):
