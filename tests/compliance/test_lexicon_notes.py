@@ -17,7 +17,7 @@ from tests.conftest import post_form, signed_in
 from tests.factories import ensure_lexicon
 from tests.test_core import run_flask
 
-NOTE_RE = re.compile(r'data-version="(\d+)">.*?data-testid="version-note">([^<]*)</td>', re.S)
+NOTE_RE = re.compile(r'data-version="(\d+)">.*?data-testid="version-note"[^>]*>([^<]*)</td>', re.S)
 
 
 def notes_on_page(client) -> dict[int, str]:
