@@ -55,6 +55,8 @@ PAGES = [
     ("/studio/scripts/{missing}/revisions", {"advisor", "compliance", "admin"}, 404),
     ("/studio/scripts/{missing}/diff", {"advisor", "compliance", "admin"}, 404),
     ("/studio/packages/{missing}", {"advisor", "compliance", "admin"}, 404),
+    # The approved master: per object (tests/integrity/test_master_download.py), 404 for anyone else.
+    ("/studio/packages/{missing}/approved-master.mp4", {"advisor", "compliance", "mcn", "admin"}, 404),
     # Compliance: officers only, except the review page and its rendition, which the author may also
     # open (per object in tests/compliance/test_review_pages.py); a missing item answers 404.
     ("/compliance/queue", {"compliance"}),

@@ -8,11 +8,19 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
+from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from advisor_studio.accounts.models import User
 from advisor_studio.compliance import approvals, reasons, services
 from advisor_studio.compliance.diff import highlight, side_by_side, usable_findings
 from advisor_studio.compliance.models import (
+    NOTE_ADD,
+    NOTE_DEFAULT,
+    NOTE_EDIT,
+    NOTE_IMPORT,
+    NOTE_IMPORT_FILE,
+    NOTE_REMOVE,
     STAGE_PACKAGE,
     STAGES,
     Approval,
@@ -367,6 +375,31 @@ def lexicon_categories(version: int) -> list[str]:
 def lexicon_versions_query() -> sa.Select:
     """Lexicon versions, newest first."""
     return sa.select(LexiconVersion).order_by(LexiconVersion.number.desc())
+
+
+def version_note(version: LexiconVersion) -> str:
+    """What made a lexicon version, in the reader's language: the system's notes are stored as a code
+    with parameters and worded here; a typed note, and every note stored before codes, as written."""
+    args = version.note_args if isinstance(version.note_args, dict) else {}
+
+    def arg(name: str) -> str:
+        value = args.get(name)
+        return value if isinstance(value, str) else ""
+
+    code = version.note_code
+    if code == NOTE_DEFAULT:
+        return _("Default lexicon loaded")
+    if code == NOTE_ADD and arg("phrase"):
+        return _("Added “%(phrase)s”", phrase=arg("phrase"))
+    if code == NOTE_EDIT and arg("phrase"):
+        return _("Edited “%(phrase)s”", phrase=arg("phrase"))
+    if code == NOTE_REMOVE and arg("phrase"):
+        return _("Removed “%(phrase)s”: %(reason)s", phrase=arg("phrase"), reason=arg("reason"))
+    if code == NOTE_IMPORT and isinstance(args.get("rows"), int):
+        return ngettext("Imported %(num)d row", "Imported %(num)d rows", args["rows"])
+    if code == NOTE_IMPORT_FILE and arg("file"):
+        return _("Imported from %(file)s", file=arg("file"))
+    return version.note or ""
 
 
 def user_names(ids) -> dict[int, str]:

@@ -75,7 +75,8 @@ def compliance_labels():
     return {"platform_labels": PLATFORM_LABELS, "stage_labels": STAGE_LABELS, "decision_labels": DECISION_LABELS,
             "kind_labels": KIND_LABELS, "severity_labels": SEVERITY_LABELS, "field_labels": FIELD_LABELS,
             "can_export_evidence": can_export_evidence, "finding_view": reasons.view,
-            "category_label": reasons.category_label, "findings_with_titles": reasons.with_titles}
+            "category_label": reasons.category_label, "findings_with_titles": reasons.with_titles,
+            "version_note": queries.version_note}
 
 
 def _flash_domain_error(err: DomainError, form=None) -> None:

@@ -20,6 +20,11 @@ from advisor_studio.compliance.models import (
     DECISION_REJECT,
     DECISION_REQUEST_CHANGES,
     DECISIONS,
+    NOTE_ADD,
+    NOTE_DEFAULT,
+    NOTE_EDIT,
+    NOTE_IMPORT,
+    NOTE_REMOVE,
     STAGE_PACKAGE,
     STAGE_SCRIPT,
     Approval,
@@ -98,9 +103,10 @@ def get_scanner(version: int | None = None) -> tuple[scan_logic.Scanner, int]:
     return built, version
 
 
-def _new_version(actor, note: str) -> LexiconVersion:
+def _new_version(actor, note: str, code: str | None = None, args: dict | None = None) -> LexiconVersion:
+    """A new version; ``code`` and ``args`` let pages say what made it in the reader's language."""
     number = current_lexicon_version() + 1
-    version = LexiconVersion(number=number, note=(note or "")[:500],
+    version = LexiconVersion(number=number, note=(note or "")[:500], note_code=code, note_args=args,
                              created_by_id=getattr(actor, "id", None))
     db.session.add(version)
     db.session.flush()
@@ -161,7 +167,7 @@ def add_rule(*, phrase, kind, severity="", category="", note="", platforms=(), g
     if clash is not None:
         raise Conflict(_("The lexicon already has this phrase: %(p)s", p=clash.phrase),
                        fields={"phrase": _("duplicate")})
-    version = _new_version(actor, f"add {data['phrase']}")
+    version = _new_version(actor, f"add {data['phrase']}", NOTE_ADD, {"phrase": data["phrase"]})
     rule = LexiconRule(**data, added_in=version.number)
     db.session.add(rule)
     db.session.flush()
@@ -183,7 +189,7 @@ def update_rule(rule: LexiconRule, *, actor, **changes) -> LexiconRule:
     old = {k: getattr(rule, k) or "" if k == "suggestion" else getattr(rule, k) for k in data}
     if old == data:
         return rule
-    version = _new_version(actor, f"edit {rule.phrase}")
+    version = _new_version(actor, f"edit {rule.phrase}", NOTE_EDIT, {"phrase": rule.phrase})
     rule.removed_in = version.number
     replacement = LexiconRule(**data, added_in=version.number)
     db.session.add(replacement)
@@ -198,14 +204,19 @@ def remove_rule(rule: LexiconRule, *, actor, reason: str) -> None:
         raise ValidationError(_("A reason is required to remove a lexicon entry."), fields={"reason": _("required")})
     if rule.removed_in is not None:
         raise Conflict(_("This entry was already removed from the lexicon."))
-    version = _new_version(actor, f"remove {rule.phrase}: {reason.strip()}")
+    version = _new_version(actor, f"remove {rule.phrase}: {reason.strip()}", NOTE_REMOVE,
+                           {"phrase": rule.phrase, "reason": reason.strip()[:400]})
     rule.removed_in = version.number
     db.session.flush()
     _finish_version(version, actor, {"removed": [rule.phrase], "reason": reason.strip()[:500]})
 
 
-def import_csv(source, *, actor, note: str = "") -> tuple[LexiconVersion | None, dict]:
-    """Merge a CSV into the lexicon as one new version; any bad row imports nothing."""
+def import_csv(source, *, actor, note: str = "", note_code: str | None = None,
+               note_args: dict | None = None) -> tuple[LexiconVersion | None, dict]:
+    """Merge a CSV into the lexicon as one new version; any bad row imports nothing.
+
+    ``note`` is what a person typed; without one the version's note says how many rows came in.
+    """
     if source == scan_logic.DEFAULT_LEXICON_PATH:
         (entries, allows), errors = scan_logic.load_default_lexicon(), []
     else:
@@ -232,7 +243,9 @@ def import_csv(source, *, actor, note: str = "") -> tuple[LexiconVersion | None,
     counts = {"added": len(to_add), "updated": len(to_replace), "unchanged": len(rows) - len(to_add) - len(to_replace)}
     if not to_add and not to_replace:
         return None, counts
-    version = _new_version(actor, note or f"import of {len(rows)} rows")
+    if not note:
+        note, note_code, note_args = f"import of {len(rows)} rows", NOTE_IMPORT, {"rows": len(rows)}
+    version = _new_version(actor, note, note_code, note_args)
     for existing, _row in to_replace:
         existing.removed_in = version.number
     db.session.flush()
@@ -247,7 +260,8 @@ def ensure_default_lexicon(actor) -> LexiconVersion | None:
     """Load the bundled default lexicon when the lexicon is empty (seed-demo, first run)."""
     if current_lexicon_version() > 0:
         return None
-    version, _counts = import_csv(scan_logic.DEFAULT_LEXICON_PATH, actor=actor, note="default lexicon")
+    version, _counts = import_csv(scan_logic.DEFAULT_LEXICON_PATH, actor=actor, note="default lexicon",
+                                  note_code=NOTE_DEFAULT)
     return version
 
 

@@ -52,6 +52,8 @@ PACKAGE_OPEN = (PKG_DRAFT, PKG_CHANGES_REQUESTED, PKG_EXPIRED)
 # Editable: open work, plus approved content (editing it reopens it as a draft).
 SCRIPT_EDITABLE = (*SCRIPT_OPEN, SCRIPT_APPROVED)
 PACKAGE_EDITABLE = (*PACKAGE_OPEN, PKG_APPROVED)
+# Still on its way to partners or with them: what a script's "next step" points to instead of a new package.
+PACKAGE_IN_PROGRESS = (*PACKAGE_EDITABLE, PKG_SUBMITTED)
 
 
 class Script(db.Model):

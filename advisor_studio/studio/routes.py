@@ -15,19 +15,22 @@ from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import SelectChoice
 
-from advisor_studio.access import require, roles_required
+from advisor_studio.access import login_required, require, roles_required
 from advisor_studio.compliance import services as compliance
 from advisor_studio.distribution import queries as distribution_queries
 from advisor_studio.distribution.models import PLATFORM_LABELS, PLATFORMS, Channel, Partner
 from advisor_studio.distribution.permissions import can_view_package_distribution
 from advisor_studio.errors import DomainError, error_response
 from advisor_studio.extensions import db
+from advisor_studio.integrity.downloads import Audience, approved_rendition, default_filename, rendition_link
+from advisor_studio.integrity.models import FILE_VIDEO
 from advisor_studio.studio import queries, services, states
 from advisor_studio.studio.forms import ActionForm, ArchiveForm, PackageForm, ScriptForm
 from advisor_studio.studio.models import (
     BODY_MAX,
     CAPTION_MAX,
     PACKAGE_EDITABLE,
+    PACKAGE_IN_PROGRESS,
     PACKAGE_OPEN,
     PACKAGE_STATUSES,
     PKG_APPROVED,
@@ -37,6 +40,7 @@ from advisor_studio.studio.models import (
     Script,
 )
 from advisor_studio.studio.permissions import (
+    can_download_approved_master,
     can_edit_package,
     can_edit_script,
     can_view_package,
@@ -164,11 +168,17 @@ def _script_page(script: Script, form: ScriptForm, *, report=None, report_texts=
     editable = can_edit_script(current_user, script) and script.status in SCRIPT_EDITABLE
     packages_made = list(db.session.scalars(
         sa.select(Package).where(Package.script_id == script.id).order_by(Package.created_at.desc())))
+    # The advisor's next step after pre-approval: continue the package already made from the
+    # pre-approved revision (newest first), or make one.
+    approved = script.approved_revision
+    next_package = next((p for p in packages_made if approved is not None and p.script_revision_id == approved.id
+                         and p.status in PACKAGE_IN_PROGRESS), None)
     return render_template(
         "studio/script.html", script=script, form=form, editable=editable,
         can_edit=can_edit_script(current_user, script), report=report, report_texts=report_texts,
         report_kind=report_kind, error=error, action_form=ActionForm(), archive_form=archive_form or ArchiveForm(),
         reviews=queries.reviews_of(script=script), threads=queries.threads, packages_made=packages_made,
+        next_package=next_package,
         archivable="archived" in states.SCRIPT_TRANSITIONS.get(script.status, {}),
     ), status
 
@@ -414,6 +424,7 @@ def _package_page(package: Package, form: PackageForm, groups, *, report=None, r
         report_texts=report_texts, subtitle_lines=subtitle_lines,
         preview_lines=services.subtitle_lines_not_in_script(package) if scan is None else None,
         approval=approval, approval_live=approval is not None and compliance.live_approval(package) is not None,
+        can_download_master=can_download_approved_master(current_user, package),
         reviews=queries.reviews_of(package=package), threads=queries.threads, error=error,
         action_form=ActionForm(), archive_form=archive_form or ArchiveForm(),
         archivable="archived" in states.PACKAGE_TRANSITIONS.get(package.status, {}),
@@ -463,6 +474,27 @@ def _package_action_error(package: Package, err: DomainError, **kwargs):
     form = _package_form(groups)
     _fill_package_form(form, package)
     return _package_page(package, form, groups, error=err, status=err.status, **kwargs)
+
+
+@bp.route("/packages/<int:package_id>/approved-master.mp4")
+@login_required
+def package_master(package_id: int):
+    """The approved master of a package, as a fresh signed link bound to this user: the file then goes
+    through the checks of every approved download (approval in force, audience, SHA-256, download log)."""
+    package = db.session.get(Package, package_id)
+    if package is None or not can_download_approved_master(current_user, package):
+        abort(404)  # another advisor's package does not exist for this user
+    approval = compliance.live_approval(package)
+    rendition = approved_rendition(approval)
+    if rendition is None:
+        abort(404, _("This package has no approval in force, so there is no approved master to download."))
+    if package.author_id == current_user.id and current_user.has_role("advisor"):
+        role = "advisor"
+    else:
+        role = "compliance" if current_user.has_role("compliance") else "admin"
+    url = rendition_link(rendition, Audience(user_id=current_user.id, role=role),
+                         filename=default_filename(rendition, FILE_VIDEO))
+    return redirect(url)
 
 
 @bp.route("/packages/<int:package_id>/submit", methods=["POST"])

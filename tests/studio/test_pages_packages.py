@@ -75,6 +75,29 @@ def test_package_is_created_from_the_preapproved_script_only(app, users):
         assert (package.status, package.author_id) == ("draft", advisor.id)
 
 
+def test_preapproved_script_page_leads_to_its_package(app, users):
+    advisor = users["advisor"]
+    script_id = approved_script(app, advisor.id, users["compliance"].id)
+    client = signed_in(app, advisor)
+    page = client.get(f"/studio/scripts/{script_id}")
+    assert by_testid(page, "next-step") and not by_testid(page, "open-package")
+    [button] = by_testid(page, "create-package")
+    assert "btn-success" in attr(button, "class")  # the page's main action
+    resp = post_form(client, f"/studio/scripts/{script_id}/packages", {}, form_page=f"/studio/scripts/{script_id}")
+    assert resp.status_code == 302
+    package_page = client.get(resp.headers["Location"])
+    assert package_page.status_code == 200 and by_testid(package_page, "package-form")
+    package_id = int(resp.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+    # Back on the script: the next step is the package just made, not another one.
+    page = client.get(f"/studio/scripts/{script_id}")
+    assert attr(by_testid(page, "next-step")[0], "data-package-id") == str(package_id)
+    assert attr(by_testid(page, "open-package")[0], "href") == f"/studio/packages/{package_id}"
+    assert "btn-outline-secondary" in attr(by_testid(page, "create-package")[0], "class")
+    # Compliance reads that the script is pre-approved, without the advisor's buttons.
+    page = signed_in(app, users["compliance"]).get(f"/studio/scripts/{script_id}")
+    assert by_testid(page, "preapproved") and not by_testid(page, "create-package")
+
+
 def test_edit_package_reports_the_bad_srt_line_and_saves_nothing(app, users):
     package_id = package_for(app, users["advisor"].id, users["compliance"].id)
     before = package_state(app, package_id)
