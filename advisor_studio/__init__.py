@@ -237,6 +237,8 @@ def _import_models() -> None:
     from advisor_studio.distribution import tasks as distribution_tasks  # noqa: F401
     from advisor_studio.integrity import models as integrity_models  # noqa: F401
     from advisor_studio.integrity import tasks as integrity_tasks  # noqa: F401
+    from advisor_studio.notifications import models as notifications_models  # noqa: F401
+    from advisor_studio.notifications import tasks as notifications_tasks  # noqa: F401
     from advisor_studio.referrals import models as referrals_models  # noqa: F401
     from advisor_studio.referrals import tasks as referrals_tasks  # noqa: F401
     from advisor_studio.studio import models as studio_models  # noqa: F401
