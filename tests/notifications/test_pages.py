@@ -73,10 +73,17 @@ def test_the_page_lists_newest_first_with_pagination(app_factory, people):
     assert advisor.get("/notifications?page=x").status_code == 400
 
 
-def test_an_empty_page_says_what_will_appear_here(app, people):
-    resp = signed_in(app, people["mcn"]).get("/notifications")
+@pytest.mark.parametrize("role,hint,not_hint", [
+    ("advisor", "视频渲染完成", "等待您审核"),
+    ("officer", "等待您审核", "视频渲染完成"),
+    ("both", "视频渲染完成", "与您工作相关"),
+    ("mcn", "与您工作相关的通知", "等待您审核"),
+])
+def test_an_empty_page_says_what_will_appear_here_for_the_users_roles(app, people, role, hint, not_hint):
+    resp = signed_in(app, people[role]).get("/notifications")
     assert resp.status_code == 200 and 'data-testid="empty-state"' in html(resp)
-    assert "暂无通知" in html(resp) and 'data-testid="read-all-form"' not in html(resp)
+    assert "暂无通知" in html(resp) and hint in html(resp) and not_hint not in html(resp)
+    assert 'data-testid="read-all-form"' not in html(resp)
 
 
 def test_opening_a_notification_marks_it_read_and_goes_to_its_object(app, people):
