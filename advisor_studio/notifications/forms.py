@@ -8,10 +8,6 @@ from wtforms import BooleanField, HiddenField
 from wtforms.validators import Optional, Regexp
 
 
-class OpenForm(FlaskForm):
-    """Open one notification (CSRF only)."""
-
-
 class ReadAllForm(FlaskForm):
     """Mark every notification up to the newest one shown as read."""
 

@@ -12,7 +12,7 @@ from advisor_studio.access import login_required
 from advisor_studio.dbtypes import MAX_INTEGER
 from advisor_studio.extensions import db
 from advisor_studio.notifications import messages, queries, services
-from advisor_studio.notifications.forms import EmailPreferenceForm, OpenForm, ReadAllForm
+from advisor_studio.notifications.forms import EmailPreferenceForm, ReadAllForm
 from advisor_studio.notifications.models import Notification
 from advisor_studio.notifications.permissions import can_open
 from advisor_studio.web import query_page
@@ -60,7 +60,7 @@ def index():
     if queries.mail_configured():
         preference = EmailPreferenceForm(email_enabled=queries.email_enabled(current_user.id))
     return render_template("notifications/list.html", page=page, items=items, unread=unread, newest=newest,
-                           open_form=OpenForm(), read_all_form=ReadAllForm(), preference=preference)
+                           preference=preference)
 
 
 @bp.post("/<int:notification_id>/open")
