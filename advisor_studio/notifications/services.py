@@ -16,6 +16,7 @@ import sqlalchemy.orm as so
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm.attributes import set_committed_value
 
 from advisor_studio import audit
 from advisor_studio.dbtypes import utcnow
@@ -86,8 +87,7 @@ def mark_read(notification: Notification, user) -> bool:
                                       Notification.read_at.is_(None))
         .values(read_at=now).execution_options(synchronize_session=False))
     if result.rowcount:
-        notification.read_at = now
-        db.session.flush()
+        set_committed_value(notification, "read_at", now)  # what the UPDATE wrote; nothing more to flush
     return bool(result.rowcount)
 
 
