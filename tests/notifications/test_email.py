@@ -218,3 +218,20 @@ def test_a_real_worker_mails_after_the_request_commits_under_its_request_id(app_
     assert smtp_sink.messages[0].message["Subject"].startswith("新的脚本待预审：")
     assert any(r.get("request_id") == "trace-notify-0001-request" and "send_emails" in r["message"]
                for r in log_lines)
+
+
+def test_mail_settings_come_from_the_environment(monkeypatch):
+    from advisor_studio.notifications.mail import SmtpSettings
+    from config import Config
+
+    for name in ("MAIL_SERVER", "MAIL_PORT", "MAIL_USE_TLS", "MAIL_USERNAME", "MAIL_PASSWORD", "MAIL_FROM"):
+        monkeypatch.delenv(name, raising=False)
+    assert SmtpSettings.from_config(vars(Config())) is None  # no server: no e-mail
+    monkeypatch.setenv("MAIL_SERVER", "smtp.internal")
+    monkeypatch.setenv("MAIL_USE_TLS", "1")
+    settings = SmtpSettings.from_config(vars(Config()))
+    assert (settings.host, settings.port, settings.use_tls, settings.sender) == (
+        "smtp.internal", 587, True, "advisor-studio@localhost")
+    monkeypatch.setenv("MAIL_PORT", "70000")
+    with pytest.raises(RuntimeError, match="MAIL_PORT"):
+        Config()
