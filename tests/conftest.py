@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -323,10 +324,11 @@ def signed_in(app, record) -> object:
     return client
 
 
-@pytest.fixture
-def worker(app):
-    """A real Celery worker process on this test's broker and database; stopped afterwards."""
-    env = subprocess_env(app)
+@contextmanager
+def running_worker(app, **extra_env):
+    """A real Celery worker process on the app's broker and database (``extra_env`` added to its
+    environment); stopped when the block ends. Its output is in ``proc.log_path``."""
+    env = subprocess_env(app, **extra_env)
     log = Path(app.instance_path) / "worker.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -336,13 +338,22 @@ def worker(app):
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     proc.log_path = log
-    yield proc
-    proc.terminate()
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def worker(app):
+    """A real Celery worker process on this test's broker and database; stopped afterwards."""
+    with running_worker(app) as proc:
+        yield proc
 
 
 # --- headless Chromium (Debian's package) driven by Playwright against a live server --------------

@@ -123,6 +123,8 @@ PAGES = [
     ("/analytics/export.csv", {"advisor", "compliance", "admin"}),
     ("/analytics/leaderboard", {"advisor", "compliance", "admin"}),
     ("/analytics/aarrr", {"advisor", "compliance", "admin"}),
+    # Notifications: every signed-in user reads their own (others' answer 404, tests/notifications).
+    ("/notifications", {"advisor", "compliance", "mcn", "admin"}),
 ]
 
 

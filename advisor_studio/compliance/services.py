@@ -38,6 +38,9 @@ from advisor_studio.concurrency import compare_and_set
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.errors import Conflict, PermissionDenied, ValidationError
 from advisor_studio.extensions import db
+from advisor_studio.notifications import models as notes
+from advisor_studio.notifications import queries as notification_queries
+from advisor_studio.notifications import services as notifications
 from advisor_studio.tasks_util import enqueue_after_commit
 
 COMMENT_MAX = 5000
@@ -432,6 +435,11 @@ def open_review(*, stage: str, script, revision, package=None, author, manifest:
     audit.record("review.opened", "review", review.id, actor=author,
                  details={"stage": stage, "manifest_sha256": review.manifest_sha256,
                           "script_id": script.id, "package_id": review.package_id})
+    # Due for review: every officer who may decide it (not the author) is told, one row each.
+    notifications.notify(notes.REVIEW_DUE, notification_queries.reviewing_officer_ids(exclude_user_id=author.id),
+                         object_type="review", object_id=review.id,
+                         params={"stage": stage, "title": package.title if package is not None else revision.title,
+                                 "author": author.name, "due_at": review.due_at.isoformat()})
     return review
 
 
@@ -634,7 +642,28 @@ def decide(review: Review, actor, decision: str, reason: str = "", *, expected_m
             from advisor_studio.referrals import sharing
 
             sharing.create_sharing_task(approval, review.package, actor)
+    _notify_author(review, decision, reason)
     return review
+
+
+# (stage, decision) -> the notification its author gets.
+_DECISION_NOTIFICATIONS = {
+    (STAGE_SCRIPT, DECISION_APPROVE): notes.SCRIPT_APPROVED,
+    (STAGE_SCRIPT, DECISION_REQUEST_CHANGES): notes.SCRIPT_CHANGES_REQUESTED,
+    (STAGE_SCRIPT, DECISION_REJECT): notes.SCRIPT_REJECTED,
+    (STAGE_PACKAGE, DECISION_APPROVE): notes.PACKAGE_APPROVED,
+    (STAGE_PACKAGE, DECISION_REQUEST_CHANGES): notes.PACKAGE_CHANGES_REQUESTED,
+    (STAGE_PACKAGE, DECISION_REJECT): notes.PACKAGE_REJECTED,
+}
+
+
+def _notify_author(review: Review, decision: str, reason: str) -> None:
+    if review.stage == STAGE_SCRIPT:
+        subject_id, title = review.script_id, review.script_revision.title
+    else:
+        subject_id, title = review.package_id, review.package.title
+    notifications.notify(_DECISION_NOTIFICATIONS[(review.stage, decision)], [review.author_id],
+                         object_type=review.stage, object_id=subject_id, params={"title": title, "reason": reason})
 
 
 def _rendition_is_current(package) -> bool:
