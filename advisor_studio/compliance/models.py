@@ -146,6 +146,11 @@ class Review(db.Model):
     def is_open(self) -> bool:
         return self.decision is None and self.superseded_at is None
 
+    @property
+    def subject(self):
+        """What this review is about: the package (final review) or the script (pre-approval)."""
+        return self.package if self.stage == STAGE_PACKAGE else self.script
+
 
 class ReviewComment(db.Model):
     """A threaded comment, anchored to a text span of a field or to a video timecode."""

@@ -524,9 +524,16 @@ def _field_text(review: Review, field: str) -> str | None:
 def add_comment(review: Review, actor, body: str, *, parent: ReviewComment | None = None,
                 anchor_field: str | None = None, anchor_start: int | None = None, anchor_end: int | None = None,
                 timecode_ms: int | None = None) -> ReviewComment:
-    """A threaded comment by a compliance officer or the author, anchored to a span or a timecode."""
+    """A threaded comment by a compliance officer or the author, anchored to a span or a timecode; with
+    ``parent``, a reply in that comment's thread. The author comments only while the content is in
+    discussion (permissions.in_discussion). Comments are never changed or deleted."""
+    from advisor_studio.compliance.permissions import in_discussion
+
     if actor is None or not (actor.has_role("compliance") or actor.id == review.author_id):
         raise PermissionDenied(_("Only compliance officers and the author comment on a review."))
+    if actor.id == review.author_id and not in_discussion(review.subject):
+        raise Conflict(_("This content is no longer in review: its comments are kept as they are and take no "
+                         "more replies. Submit it again to start a new round."), code="discussion_closed")
     body = (body or "").strip()
     if not body:
         raise ValidationError(_("The comment is empty."), fields={"body": _("required")})
@@ -554,8 +561,12 @@ def add_comment(review: Review, actor, body: str, *, parent: ReviewComment | Non
                             anchor_end=anchor_end, anchor_text=anchor_text, timecode_ms=timecode_ms)
     db.session.add(comment)
     db.session.flush()
-    audit.record("review.commented", "review", review.id, actor=actor,
-                 details={"comment_id": comment.id, "anchor_field": anchor_field, "timecode_ms": timecode_ms})
+    if parent is not None:
+        audit.record("review.replied", "review", review.id, actor=actor,
+                     details={"comment_id": comment.id, "parent_id": parent.id})
+    else:
+        audit.record("review.commented", "review", review.id, actor=actor,
+                     details={"comment_id": comment.id, "anchor_field": anchor_field, "timecode_ms": timecode_ms})
     return comment
 
 
@@ -761,18 +772,23 @@ def queue_package_review(package, actor, report: dict) -> Review:
                        package=package, author=actor, manifest=manifest, scan=scan, priority=package.priority)
 
 
-def package_fields(package) -> dict[str, str]:
-    """The texts of a package that are scanned."""
+def subtitle_text(srt: str | None) -> str:
+    """The words of an SRT file, one cue a line (what is scanned and compared); unparsable SRT as is."""
     from advisor_studio.video.srt import SubtitleError, parse_srt
 
-    subtitles = ""
-    if package.subtitles_srt:
-        try:
-            subtitles = "\n".join(cue.text for cue in parse_srt(package.subtitles_srt))
-        except SubtitleError:
-            subtitles = package.subtitles_srt
+    if not srt:
+        return ""
+    try:
+        return "\n".join(cue.text for cue in parse_srt(srt))
+    except SubtitleError:
+        return srt
+
+
+def package_fields(package) -> dict[str, str]:
+    """The texts of a package that are scanned."""
     return {"title": package.title, "body": package.script_revision.body, "caption": package.caption,
-            "hashtags": " ".join(f"#{t}" for t in package.hashtags or []), "subtitles": subtitles}
+            "hashtags": " ".join(f"#{t}" for t in package.hashtags or []),
+            "subtitles": subtitle_text(package.subtitles_srt)}
 
 
 def package_platforms(package) -> list[str]:

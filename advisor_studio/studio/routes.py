@@ -7,6 +7,8 @@ status of the domain error (nothing is committed).
 
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
@@ -16,7 +18,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import SelectChoice
 
 from advisor_studio.access import login_required, require, roles_required
+from advisor_studio.compliance import queries as compliance_queries
 from advisor_studio.compliance import services as compliance
+from advisor_studio.compliance.highlight import mark_findings
+from advisor_studio.compliance.models import ReviewComment
+from advisor_studio.compliance.permissions import can_reply
 from advisor_studio.distribution import queries as distribution_queries
 from advisor_studio.distribution.models import PLATFORM_LABELS, PLATFORMS, Channel, Partner
 from advisor_studio.distribution.permissions import can_view_package_distribution
@@ -25,7 +31,7 @@ from advisor_studio.extensions import db
 from advisor_studio.integrity.downloads import Audience, approved_rendition, default_filename, rendition_link
 from advisor_studio.integrity.models import FILE_VIDEO
 from advisor_studio.studio import queries, services, states
-from advisor_studio.studio.forms import ActionForm, ArchiveForm, PackageForm, ScriptForm
+from advisor_studio.studio.forms import ActionForm, ArchiveForm, PackageForm, ReplyForm, ScriptForm
 from advisor_studio.studio.models import (
     BODY_MAX,
     CAPTION_MAX,
@@ -47,7 +53,7 @@ from advisor_studio.studio.permissions import (
     can_view_script,
     can_write_scripts,
 )
-from advisor_studio.studio.textdiff import diff_counts, mark_findings, side_by_side
+from advisor_studio.studio.textdiff import diff_counts, side_by_side
 from advisor_studio.video import services as video_services
 from advisor_studio.web import query_int, query_page
 
@@ -160,7 +166,7 @@ def _fill_script_form(form: ScriptForm, script: Script) -> None:
 
 
 def _script_page(script: Script, form: ScriptForm, *, report=None, report_texts=None, report_kind=None,
-                 error: DomainError | None = None, archive_form=None, status: int = 200):
+                 error: DomainError | None = None, archive_form=None, reply_form=None, status: int = 200):
     revision = script.latest_revision
     if report is None and revision is not None and revision.scan is not None:
         # Without a fresh pre-check, show what the scan of the newest submission found.
@@ -177,8 +183,9 @@ def _script_page(script: Script, form: ScriptForm, *, report=None, report_texts=
         "studio/script.html", script=script, form=form, editable=editable,
         can_edit=can_edit_script(current_user, script), report=report, report_texts=report_texts,
         report_kind=report_kind, error=error, action_form=ActionForm(), archive_form=archive_form or ArchiveForm(),
-        reviews=queries.reviews_of(script=script), threads=queries.threads, packages_made=packages_made,
-        next_package=next_package,
+        reviews=compliance_queries.subject_reviews(script_id=script.id), threads=compliance_queries.comment_threads,
+        reply=_reply_target(url_for(".script_reply", script_id=script.id), script, reply_form),
+        packages_made=packages_made, next_package=next_package,
         archivable="archived" in states.SCRIPT_TRANSITIONS.get(script.status, {}),
     ), status
 
@@ -312,10 +319,15 @@ def script_archive(script_id: int):
     return redirect(url_for(".script", script_id=script.id))
 
 
-def _script_edit_error(script: Script, err: DomainError):
-    form = ScriptForm()
+def _saved_script_page(script: Script, **kwargs):
+    """The script page with the editor showing the saved script (after an action elsewhere on it)."""
+    form = ScriptForm(formdata=None)
     _fill_script_form(form, script)
-    return _script_page(script, form, error=err, status=err.status)
+    return _script_page(script, form, **kwargs)
+
+
+def _script_edit_error(script: Script, err: DomainError):
+    return _saved_script_page(script, error=err, status=err.status)
 
 
 @bp.route("/scripts/<int:script_id>/revisions")
@@ -324,7 +336,7 @@ def script_revisions(script_id: int):
     script = db.get_or_404(Script, script_id)
     require(can_view_script(current_user, script))
     outcomes: dict[int, object] = {}
-    for review in reversed(queries.reviews_of(script=script)):  # oldest first: the newest review wins
+    for review in reversed(compliance_queries.subject_reviews(script_id=script.id)):  # the newest review wins
         outcomes[review.script_revision_id] = review
     revisions = sorted(script.revisions, key=lambda r: r.number, reverse=True)
     return render_template("studio/revisions.html", script=script, revisions=revisions, outcomes=outcomes)
@@ -353,6 +365,60 @@ def script_diff(script_id: int):
         fields.append({"name": name, "changed": before != after, "rows": side_by_side(before, after),
                        "counts": diff_counts(before, after)})
     return render_template("studio/diff.html", script=script, numbers=numbers, old=old, new=new, fields=fields)
+
+
+# --- replies to reviewers' comments ----------------------------------------------------------------
+
+
+def _reply_target(action: str, content: Script | Package, form: ReplyForm | None) -> dict | None:
+    """Where the reply forms of a script or package page post, when the user may answer there now."""
+    if not can_reply(current_user, content):
+        return None
+    return {"action": action, "form": form, "to": form.parent_id.data if form is not None else None}
+
+
+def _comment_on(comment_id: int, content: Script | Package) -> ReviewComment:
+    """The comment ``comment_id`` if it belongs to a review round of ``content``; 404 otherwise (a
+    comment on someone else's content, or on another item of one's own, is not found here)."""
+    comment = db.session.get(ReviewComment, comment_id)
+    if comment is None or comment.review.subject is not content:
+        abort(404)
+    return comment
+
+
+def _reply(content: Script | Package, page, endpoint: str, **args):
+    """Post the author's reply under a comment of their script or package: validate, one audited
+    service call, commit, back to the page at the new reply; a refusal re-renders the page."""
+    form = ReplyForm()
+    valid = form.validate_on_submit()
+    parent = _comment_on(form.parent_id.data, content) if form.parent_id.data and not form.parent_id.errors else None
+    if not valid or parent is None:
+        flash(_("The reply was not sent; see the form below."), "danger")
+        return page(reply_form=form, status=400)
+    try:
+        reply = compliance.add_comment(parent.review, current_user, form.body.data, parent=parent)
+    except DomainError as err:
+        db.session.rollback()
+        return page(reply_form=form, error=err, status=err.status)
+    db.session.commit()
+    flash(_("Reply sent. The reviewer sees it in the thread."), "success")
+    return redirect(url_for(endpoint, _anchor=f"comment-{reply.id}", **args))
+
+
+@bp.route("/scripts/<int:script_id>/replies", methods=["POST"])
+@roles_required("advisor")
+def script_reply(script_id: int):
+    script = db.get_or_404(Script, script_id)
+    require(can_edit_script(current_user, script))
+    return _reply(script, functools.partial(_saved_script_page, script), ".script", script_id=script.id)
+
+
+@bp.route("/packages/<int:package_id>/replies", methods=["POST"])
+@roles_required("advisor")
+def package_reply(package_id: int):
+    package = db.get_or_404(Package, package_id)
+    require(can_edit_package(current_user, package))
+    return _reply(package, functools.partial(_saved_package_page, package), ".package", package_id=package.id)
 
 
 # --- packages ------------------------------------------------------------------------------------
@@ -402,7 +468,7 @@ def _fill_package_form(form: PackageForm, package: Package) -> None:
 
 
 def _package_page(package: Package, form: PackageForm, groups, *, report=None, report_texts=None,
-                  error: DomainError | None = None, archive_form=None, status: int = 200):
+                  error: DomainError | None = None, archive_form=None, reply_form=None, status: int = 200):
     scan = queries.latest_scan("package", package.id)
     approval = queries.latest_approval(package)
     checklist = {
@@ -425,7 +491,9 @@ def _package_page(package: Package, form: PackageForm, groups, *, report=None, r
         preview_lines=services.subtitle_lines_not_in_script(package) if scan is None else None,
         approval=approval, approval_live=approval is not None and compliance.live_approval(package) is not None,
         can_download_master=can_download_approved_master(current_user, package),
-        reviews=queries.reviews_of(package=package), threads=queries.threads, error=error,
+        reviews=compliance_queries.subject_reviews(package_id=package.id),
+        threads=compliance_queries.comment_threads,
+        reply=_reply_target(url_for(".package_reply", package_id=package.id), package, reply_form), error=error,
         action_form=ActionForm(), archive_form=archive_form or ArchiveForm(),
         archivable="archived" in states.PACKAGE_TRANSITIONS.get(package.status, {}),
         distribution=(distribution_queries.package_distribution(package.id)
@@ -469,11 +537,16 @@ def package(package_id: int):
     return redirect(url_for(".package", package_id=package.id))
 
 
-def _package_action_error(package: Package, err: DomainError, **kwargs):
+def _saved_package_page(package: Package, **kwargs):
+    """The package page with the form showing the saved package (after an action elsewhere on it)."""
     groups = _channel_groups()
     form = _package_form(groups)
     _fill_package_form(form, package)
-    return _package_page(package, form, groups, error=err, status=err.status, **kwargs)
+    return _package_page(package, form, groups, **kwargs)
+
+
+def _package_action_error(package: Package, err: DomainError, **kwargs):
+    return _saved_package_page(package, error=err, status=err.status, **kwargs)
 
 
 @bp.route("/packages/<int:package_id>/approved-master.mp4")

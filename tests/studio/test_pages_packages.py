@@ -211,7 +211,7 @@ def test_blocking_caption_refuses_the_package_submission_with_the_report(app, us
     resp = post_form(client, f"/studio/packages/{package_id}/submit", {}, form_page=f"/studio/packages/{package_id}")
     assert resp.status_code == 400
     assert attr(by_testid(resp, "findings")[0], "data-blocking") == "true"
-    assert '<mark class="finding-block"' in html(resp).split('data-testid="highlight-caption"', 1)[1]
+    assert '<mark class="finding finding-block"' in html(resp).split('data-testid="highlight-caption"', 1)[1]
     assert package_state(app, package_id)["status"] == "draft"
 
 
