@@ -51,7 +51,9 @@ from pathlib import Path
 
 import ahocorasick
 
-PLATFORMS = frozenset({"douyin", "kuaishou", "bilibili", "wechat_channels", "xiaohongshu"})
+from advisor_studio.platforms import PLATFORMS as _PLATFORMS
+
+PLATFORMS = frozenset(_PLATFORMS)  # the one list (advisor_studio.platforms), as a set for membership
 BLOCK = "block"
 WARN = "warn"
 SEVERITIES = (BLOCK, WARN)
