@@ -16,6 +16,7 @@ from advisor_studio.distribution.models import (
     ASSET_STATUSES,
     Assignment,
     Channel,
+    Partner,
     Publication,
     Takedown,
 )
@@ -300,3 +301,15 @@ def partner_landing(partner_id: int, now: datetime | None = None, *, limit: int 
     return {"partner": db.session.get(Partner, partner_id), "assets": sum(counts.values()),
             "ready": counts[ASSET_READY], "ready_items": ready_items, "takedown_items": takedown_items,
             "to_take_down": outstanding + overdue, "overdue": overdue, "now": now}
+
+
+def channel_groups() -> list[tuple[Partner, list[Channel]]]:
+    """Active channels of active partners, grouped by partner (name order): what a package can target."""
+    channels = db.session.scalars(
+        sa.select(Channel).join(Partner).where(Channel.active.is_(True), Partner.active.is_(True))
+        .options(so.contains_eager(Channel.partner))
+        .order_by(Partner.name, Channel.platform, Channel.handle))
+    groups: dict[int, tuple[Partner, list[Channel]]] = {}
+    for channel in channels:
+        groups.setdefault(channel.partner_id, (channel.partner, []))[1].append(channel)
+    return list(groups.values())

@@ -77,6 +77,38 @@ class Row:
     extra: dict = field(default_factory=dict)
 
 
+def my_scripts(user, *, q: str = "", status: str = "") -> sa.Select:
+    """The advisor's own scripts, newest change first, optionally searched and filtered by status."""
+    stmt = (sa.select(Script).where(Script.author_id == user.id)
+            .options(so.lazyload(Script.author), so.selectinload(Script.latest_revision))
+            .order_by(Script.updated_at.desc(), Script.id.desc()))
+    if q:
+        stmt = stmt.where(sa.or_(Script.title.icontains(q, autoescape=True),
+                                 Script.caption.icontains(q, autoescape=True)))
+    if status:
+        stmt = stmt.where(Script.status == status)
+    return stmt
+
+
+def my_packages(user, *, q: str = "", status: str = "") -> sa.Select:
+    """The advisor's own packages, newest change first, optionally searched and filtered by status."""
+    stmt = (sa.select(Package).where(Package.author_id == user.id)
+            .options(so.lazyload(Package.author), so.selectinload(Package.rendition),
+                     so.selectinload(Package.channels))
+            .order_by(Package.updated_at.desc(), Package.id.desc()))
+    if q:
+        stmt = stmt.where(Package.title.icontains(q, autoescape=True))
+    if status:
+        stmt = stmt.where(Package.status == status)
+    return stmt
+
+
+def packages_of_script(script: Script) -> list[Package]:
+    """Every package made from ``script``, newest first."""
+    return list(db.session.scalars(sa.select(Package).where(Package.script_id == script.id)
+                                   .order_by(Package.created_at.desc())))
+
+
 def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str | None:
     """The first ``limit`` characters of ``text`` on one line."""
     if not text:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import functools
 
-import sqlalchemy as sa
-import sqlalchemy.orm as so
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -24,7 +22,7 @@ from advisor_studio.compliance.highlight import mark_findings
 from advisor_studio.compliance.models import ReviewComment
 from advisor_studio.compliance.permissions import can_reply
 from advisor_studio.distribution import queries as distribution_queries
-from advisor_studio.distribution.models import PLATFORM_LABELS, PLATFORMS, Channel, Partner
+from advisor_studio.distribution.models import PLATFORM_LABELS, PLATFORMS
 from advisor_studio.distribution.permissions import can_view_package_distribution
 from advisor_studio.errors import DomainError, error_response
 from advisor_studio.extensions import db
@@ -121,14 +119,7 @@ def my_content():
 def scripts():
     q = (request.args.get("q") or "").strip()[:100]
     status = request.args.get("status") if request.args.get("status") in SCRIPT_STATUSES else ""
-    stmt = (sa.select(Script).where(Script.author_id == current_user.id)
-            .options(so.lazyload(Script.author), so.selectinload(Script.latest_revision))
-            .order_by(Script.updated_at.desc(), Script.id.desc()))
-    if q:
-        stmt = stmt.where(sa.or_(Script.title.icontains(q, autoescape=True),
-                                 Script.caption.icontains(q, autoescape=True)))
-    if status:
-        stmt = stmt.where(Script.status == status)
+    stmt = queries.my_scripts(current_user, q=q, status=status)
     page = db.paginate(stmt, page=_page_number(), per_page=_per_page(), error_out=False)
     return render_template("studio/scripts.html", page=page, q=q, status=status, statuses=SCRIPT_STATUSES)
 
@@ -138,14 +129,7 @@ def scripts():
 def packages():
     q = (request.args.get("q") or "").strip()[:100]
     status = request.args.get("status") if request.args.get("status") in PACKAGE_STATUSES else ""
-    stmt = (sa.select(Package).where(Package.author_id == current_user.id)
-            .options(so.lazyload(Package.author), so.selectinload(Package.rendition),
-                     so.selectinload(Package.channels))
-            .order_by(Package.updated_at.desc(), Package.id.desc()))
-    if q:
-        stmt = stmt.where(Package.title.icontains(q, autoescape=True))
-    if status:
-        stmt = stmt.where(Package.status == status)
+    stmt = queries.my_packages(current_user, q=q, status=status)
     page = db.paginate(stmt, page=_page_number(), per_page=_per_page(), error_out=False)
     return render_template("studio/packages.html", page=page, q=q, status=status, statuses=PACKAGE_STATUSES,
                            extras=queries.package_list_extras(page.items))
@@ -172,8 +156,7 @@ def _script_page(script: Script, form: ScriptForm, *, report=None, report_texts=
         # Without a fresh pre-check, show what the scan of the newest submission found.
         report, report_texts, report_kind = revision.scan.findings, services.script_fields(revision), "revision"
     editable = can_edit_script(current_user, script) and script.status in SCRIPT_EDITABLE
-    packages_made = list(db.session.scalars(
-        sa.select(Package).where(Package.script_id == script.id).order_by(Package.created_at.desc())))
+    packages_made = queries.packages_of_script(script)
     # The advisor's next step after pre-approval: continue the package already made from the
     # pre-approved revision (newest first), or make one.
     approved = script.approved_revision
@@ -442,17 +425,6 @@ def package_create(script_id: int):
     return redirect(url_for(".script", script_id=script.id))
 
 
-def _channel_groups() -> list[tuple[Partner, list[Channel]]]:
-    channels = db.session.scalars(
-        sa.select(Channel).join(Partner).where(Channel.active.is_(True), Partner.active.is_(True))
-        .options(so.contains_eager(Channel.partner))
-        .order_by(Partner.name, Channel.platform, Channel.handle))
-    groups: dict[int, tuple[Partner, list[Channel]]] = {}
-    for channel in channels:
-        groups.setdefault(channel.partner_id, (channel.partner, []))[1].append(channel)
-    return list(groups.values())
-
-
 def _package_form(groups) -> PackageForm:
     form = PackageForm()
     form.channels.choices = [SelectChoice(c.id, c.label) for _partner, channels in groups for c in channels]
@@ -508,7 +480,7 @@ def package(package_id: int):
     require(can_view_package(current_user, package))
     if request.method == "POST":
         require(can_edit_package(current_user, package))
-    groups = _channel_groups()
+    groups = distribution_queries.channel_groups()
     form = _package_form(groups)
     if request.method == "GET":
         _fill_package_form(form, package)
@@ -539,7 +511,7 @@ def package(package_id: int):
 
 def _saved_package_page(package: Package, **kwargs):
     """The package page with the form showing the saved package (after an action elsewhere on it)."""
-    groups = _channel_groups()
+    groups = distribution_queries.channel_groups()
     form = _package_form(groups)
     _fill_package_form(form, package)
     return _package_page(package, form, groups, **kwargs)
@@ -623,7 +595,7 @@ def package_archive(package_id: int):
     require(can_edit_package(current_user, package))
     archive_form = ArchiveForm()
     if not archive_form.validate_on_submit():
-        groups = _channel_groups()
+        groups = distribution_queries.channel_groups()
         form = _package_form(groups)
         _fill_package_form(form, package)
         return _package_page(package, form, groups, archive_form=archive_form, status=400)
