@@ -313,3 +313,15 @@ def test_packages_list_shows_rendition_state_and_expiry(app, users):
     assert "—" not in html(filtered).split('data-testid="expires-at"', 1)[1].split("</td>", 1)[0]
     empty = signed_in(app, users["advisor2"]).get("/studio/packages")
     assert by_testid(empty, "empty-state")
+
+
+def test_upload_warning_shows_on_an_approved_package_only(app, users):
+    draft_id = package_for(app, users["advisor"].id, users["compliance"].id, rendition=True)
+    approved_id = approved_package(app, users["advisor"].id, users["compliance"].id)
+    client = signed_in(app, users["advisor"])
+    draft = client.get(f"/studio/packages/{draft_id}")
+    assert not by_testid(draft, "upload-approved-warning")
+    # Channels are named by platform, not by its code.
+    labels = html(draft).split('data-testid="channel-choices"', 1)[1].split("</fieldset>", 1)[0]
+    assert "抖音 · h" in labels and "douyin:" not in labels
+    assert by_testid(client.get(f"/studio/packages/{approved_id}"), "upload-approved-warning")
