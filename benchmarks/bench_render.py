@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from advisor_studio.video import render as R  # noqa: E402
 from advisor_studio.video.probe import ffmpeg_exe, probe  # noqa: E402
+from advisor_studio.video.render import overlays  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 NAME, SAC = "张三", "S1234567890123"
@@ -246,7 +247,7 @@ def bench_subtitles(dur: int, work: str) -> None:
         inputs, chain, v = [], [], "[b]"
         for i, c in enumerate(cues):
             png = os.path.join(work, f"cue{i}.png")
-            R._subtitle_image(tuple(c.text.split("\n")), font).save(png, compress_level=1)
+            overlays._subtitle_image(tuple(c.text.split("\n")), font).save(png, compress_level=1)
             inputs += ["-i", png]
             between = f"between(t,{c.start_s:.3f},{c.end_s:.3f})"
             chain.append(f"{v}[{i + 2}:v]overlay=0:{sub_y}:enable='{between}'[c{i}]")

@@ -14,8 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from advisor_studio.compliance import scanner as scanner_module  # noqa: E402
-from advisor_studio.compliance.scanner import LexiconEntry, Scanner, load_default_lexicon  # noqa: E402
+from advisor_studio.compliance.scanner import LexiconEntry, Scanner, load_default_lexicon, normalize  # noqa: E402
 
 LEXICON_SIZE = 10_000
 SCRIPT_CHARS = 5_000
@@ -36,7 +35,7 @@ COMMON = (
 def synthetic_lexicon(rng: random.Random) -> list[LexiconEntry]:
     """Return the default lexicon plus deterministic random phrases, LEXICON_SIZE entries in all."""
     entries, _ = load_default_lexicon()
-    seen = {scanner_module.normalize_phrase(e.phrase) for e in entries}
+    seen = {normalize.normalize_phrase(e.phrase) for e in entries}
     while len(entries) < LEXICON_SIZE:
         phrase = "".join(rng.choice(COMMON) for _ in range(rng.randint(3, 6)))
         if phrase not in seen:
@@ -83,7 +82,7 @@ def per_call_ms(func, min_seconds: float = 1.0, max_calls: int = 2000) -> tuple[
 def main() -> None:
     rng = random.Random(SEED)
     t0 = time.perf_counter()
-    scanner_module._tables()
+    normalize._tables()
     tables_ms = (time.perf_counter() - t0) * 1000
 
     entries = synthetic_lexicon(rng)
@@ -95,10 +94,10 @@ def main() -> None:
 
     result = scanner.scan(script, sac_number=SAC, advisor_name="张三")
     scan_ms, scan_calls = per_call_ms(lambda: scanner.scan(script, sac_number=SAC, advisor_name="张三"))
-    strict, _soft = scanner_module._views(script)
-    norm_ms, _ = per_call_ms(lambda: scanner_module._views(script))
+    strict, _soft = normalize.views(script)
+    norm_ms, _ = per_call_ms(lambda: normalize.views(script))
 
-    keys = sorted({scanner_module.normalize_phrase(e.phrase) for e in entries}, key=len, reverse=True)
+    keys = sorted({normalize.normalize_phrase(e.phrase) for e in entries}, key=len, reverse=True)
     t0 = time.perf_counter()
     alternation = re.compile("|".join(map(re.escape, keys)))
     re_build_ms = (time.perf_counter() - t0) * 1000
@@ -145,7 +144,7 @@ def main() -> None:
     huge = (script * (HUGE_CHARS // len(script) + 1))[:HUGE_CHARS]
     huge_ms, huge_calls = per_call_ms(lambda: scanner.scan(huge, sac_number=SAC), min_seconds=3, max_calls=5)
     huge_findings = len(scanner.scan(huge, sac_number=SAC).findings)
-    strict_huge = scanner_module._views(huge)[0].text
+    strict_huge = normalize.views(huge)[0].text
     huge_pyac_ms, _ = per_call_ms(lambda: list(automaton.iter(strict_huge)), min_seconds=1, max_calls=5)
     if ahocorasick_rs is not None:
         huge_rs_ms, _ = per_call_ms(

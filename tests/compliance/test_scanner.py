@@ -509,3 +509,22 @@ def test_findings_are_ordered_by_position(scanner):
     result = scan(scanner, "加微信。稳赚。保本。600519买入", platform="douyin", sac_number=SAC)
     starts = [f.start for f in result.findings]
     assert starts == sorted(starts)
+
+
+def test_the_scanner_package_still_exports_every_name_of_the_former_single_module():
+    import advisor_studio.compliance.scanner as package
+    from advisor_studio.compliance.scanner import lexicon_csv, normalize, rules
+
+    former = {
+        "ALLOW", "BLOCK", "CSV_COLUMNS", "CSV_OPTIONAL_COLUMNS", "DEFAULT_CATEGORIES", "DEFAULT_LEXICON_PATH",
+        "DEFAULT_WINDOW", "FORBIDDEN", "KINDS", "MAX_NOTE_LENGTH", "MAX_PHRASE_LENGTH", "MAX_SUGGESTION_LENGTH",
+        "PLATFORMS", "REQUIRED", "SEVERITIES", "STOCK_NAMES", "TICKER_STOPWORDS", "TRADE_VERBS", "WARN",
+        "AllowEntry", "CsvError", "Finding", "LexiconEntry", "ScanResult", "Scanner", "default_scanner",
+        "load_csv", "load_default_lexicon", "normalize_phrase",
+    }
+    assert set(package.__all__) == former
+    homes = (normalize, rules, lexicon_csv)
+    for name in former:
+        defined_in = [m for m in homes if name in vars(m) and vars(m)[name] is getattr(package, name)]
+        assert defined_in, f"{name} is not the object of one of the concern modules"
+    assert DEFAULT_LEXICON_PATH.is_file()

@@ -12,6 +12,7 @@ from PIL import Image
 
 from advisor_studio.video import render as R
 from advisor_studio.video.probe import ffmpeg_exe, probe, read_top_level_boxes
+from advisor_studio.video.render import pipeline
 from advisor_studio.video.srt import SubtitleError
 
 SAC = "S1234567890123"
@@ -365,23 +366,23 @@ def test_cover_is_a_1080x1920_jpeg_with_the_title(src, tmp_path):
 
 
 def test_output_on_another_filesystem_is_copied_under_a_hidden_name_then_renamed(tmp_path, monkeypatch):
-    monkeypatch.setattr(R, "_same_filesystem", lambda a, b: False)
+    monkeypatch.setattr(pipeline, "_same_filesystem", lambda a, b: False)
     finished = tmp_path / "work" / "master.mp4"
     finished.parent.mkdir()
     finished.write_bytes(b"rendition bytes")
     dest = tmp_path / "media" / "renditions" / "x.mp4"
-    R._place_atomically(str(finished), str(dest), R.sha256_file(str(finished)))
+    pipeline._place_atomically(str(finished), str(dest), R.sha256_file(str(finished)))
     assert dest.read_bytes() == b"rendition bytes"
     assert os.listdir(dest.parent) == ["x.mp4"]
 
 
 def test_a_copy_that_does_not_match_its_hash_never_reaches_the_destination(tmp_path, monkeypatch):
-    monkeypatch.setattr(R, "_same_filesystem", lambda a, b: False)
+    monkeypatch.setattr(pipeline, "_same_filesystem", lambda a, b: False)
     finished = tmp_path / "master.mp4"
     finished.write_bytes(b"rendition bytes")
     dest = tmp_path / "media" / "x.mp4"
     with pytest.raises(R.RenderError) as exc:
-        R._place_atomically(str(finished), str(dest), "0" * 64)
+        pipeline._place_atomically(str(finished), str(dest), "0" * 64)
     assert exc.value.reason_code == "copy_mismatch"
     assert os.listdir(dest.parent) == []
 
@@ -416,3 +417,23 @@ def test_4k_60fps_source_becomes_a_1080x1920_30fps_master(tmp_path):
     assert (result.width, result.height) == (1080, 1920)
     assert (master.width, master.height, round(master.fps)) == (1080, 1920, 30)
     assert master.video_codec == "h264" and master.pix_fmt == "yuv420p"
+
+
+def test_the_render_package_still_exports_every_name_of_the_former_single_module():
+    from advisor_studio.video.render import command, errors, overlays
+
+    former = {
+        "BAND_BOTTOM", "BAND_RGBA", "CARD_BG", "DEFAULT_DISCLAIMER", "DEFAULT_FIRM_WATERMARK", "FONT_FILE",
+        "MARGIN_X", "OUT_H", "OUT_W", "SAC_RE", "SUB_GAP", "SUB_H", "TEMPLATE_VERSION", "WATERMARK_Y",
+        "CoverResult", "EncoderSettings", "IdentityError", "Overlay", "ProgressCallback", "RenderError",
+        "RenderOptions", "RenderRecipe", "RenderResult", "TitleCard", "build_command", "build_recipe",
+        "default_font_path", "extract_cover", "ffmpeg_version", "font_sha256", "make_band_overlay",
+        "make_title_card", "make_watermark_overlay", "render", "run_ffmpeg", "sha256_file", "tool_versions",
+        "validate_identity", "wrap_text", "write_subtitle_track",
+    }
+    assert set(R.__all__) == former
+    homes = (overlays, command, pipeline, errors)
+    for name in former:
+        defined_in = [m for m in homes if name in vars(m) and vars(m)[name] is getattr(R, name)]
+        assert defined_in, f"{name} is not the object of one of the concern modules"
+    assert callable(R.render) and R.render is pipeline.render

@@ -1,24 +1,13 @@
-"""Compliance scanner for advisor scripts, captions and subtitles.
+"""Lexicon entries, rule data and the Scanner: one automaton, the rules, the findings.
 
 Pure logic: no Flask and no database. A ``Scanner`` is compiled once from lexicon entries and is
 immutable and reusable; ``Scanner.scan()`` returns findings whose ``start``/``end`` are character
 offsets into the ORIGINAL text, with ``text == original[start:end]``.
 
-How matching works:
+How matching works (the normalized views themselves are in ``normalize``):
 
-* Two normalized views of the text are built, each with a map back to original offsets.
-  The *strict* view (used for lexicon phrases, stock names and trading verbs) applies NFKC,
-  traditional-to-simplified conversion (character level, OpenCC tables), lower-casing, and drops
-  every character that is not a letter or a digit (whitespace, punctuation, symbols, emoji,
-  control, format and zero-width characters, combining marks), so "稳 赚", "稳-赚", "穩賺" and
-  "稳\\u200b赚" all read "稳赚". The *soft* view (used for the numeric rules: security codes,
-  SAC numbers, percentages) applies the same conversions but keeps case, whitespace and
-  punctuation and only drops invisible characters.
-* Conversions that change length (a compatibility character such as "ﬁ" or "⑩" expanding to
-  several characters) are recorded as segments whose characters all map back to the one
-  original character, so offsets stay exact.
-* Phrases are normalized with the same strict function and compiled into one Aho-Corasick
-  automaton (pyahocorasick) that reports overlapping matches in a single pass.
+* Phrases are normalized with the same strict function as the text and compiled into one
+  Aho-Corasick automaton (pyahocorasick) that reports overlapping matches in a single pass.
 * Phrases whose normalized form starts (ends) with an ASCII letter or digit must not continue a
   word in the original text: the visible character before (after) the match must not be of the
   same class, so "no risk" does not fire inside "casino risky" and "buy" not inside "buyer".
@@ -36,21 +25,16 @@ a promise word is in the same clause). See docs/notes/scanner.md.
 
 from __future__ import annotations
 
-import csv
-import importlib.util
-import io
 import itertools
-import os
 import re
 import unicodedata
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 
 import ahocorasick
 
+from advisor_studio.compliance.scanner.normalize import View, char_class, normalize_phrase, views
 from advisor_studio.platforms import PLATFORMS as _PLATFORMS
 
 PLATFORMS = frozenset(_PLATFORMS)  # the one list (advisor_studio.platforms), as a set for membership
@@ -66,19 +50,16 @@ MAX_PHRASE_LENGTH = 200
 MAX_NOTE_LENGTH = 500
 MAX_SUGGESTION_LENGTH = 500
 DEFAULT_WINDOW = 12
-CSV_COLUMNS = ("phrase", "kind", "severity", "note")
-CSV_OPTIONAL_COLUMNS = ("category", "platforms", "group", "suggestion")
-DEFAULT_LEXICON_PATH = Path(__file__).with_name("default_lexicon.csv")
 
 _CATEGORY_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _GROUP_RE = re.compile(r"[A-Za-z0-9_.\-]{1,60}")
 
 # ---------------------------------------------------------------------------------------------
-# Data model
+# Lexicon entries and findings
 # ---------------------------------------------------------------------------------------------
 
 
-def _entry_problem(phrase: str, kind: str, severity: str, category: str, platforms: Iterable[str],
+def entry_problem(phrase: str, kind: str, severity: str, category: str, platforms: Iterable[str],
                    group: str) -> str | None:
     """Return why a lexicon entry is invalid, or None when it is fine."""
     if not phrase or not phrase.strip():
@@ -120,7 +101,7 @@ class LexiconEntry:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "platforms", frozenset(self.platforms))
-        problem = _entry_problem(self.phrase, self.kind, self.severity, self.category, self.platforms,
+        problem = entry_problem(self.phrase, self.kind, self.severity, self.category, self.platforms,
                                  self.group)
         if problem is None and len(self.suggestion) > MAX_SUGGESTION_LENGTH:
             problem = f"suggestion longer than {MAX_SUGGESTION_LENGTH} characters"
@@ -146,7 +127,7 @@ class AllowEntry:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "platforms", frozenset(self.platforms))
-        problem = _entry_problem(self.phrase, ALLOW, "", "", self.platforms, "")
+        problem = entry_problem(self.phrase, ALLOW, "", "", self.platforms, "")
         if problem:
             raise ValueError(f"invalid allow entry {self.phrase!r}: {problem}")
 
@@ -193,263 +174,6 @@ class ScanResult:
     def to_dict(self) -> dict[str, object]:
         """Return ``{"blocking": bool, "findings": [...]}`` ready for JSON."""
         return {"blocking": self.blocking, "findings": [f.to_dict() for f in self.findings]}
-
-
-@dataclass(frozen=True, slots=True)
-class CsvError:
-    """A rejected CSV row: ``row`` is 1-based and the header is row 1 (0 means the whole file)."""
-
-    row: int
-    reason: str
-
-    def __str__(self) -> str:
-        return f"row {self.row}: {self.reason}"
-
-
-# ---------------------------------------------------------------------------------------------
-# Normalization
-# ---------------------------------------------------------------------------------------------
-
-_EXPANSION = "\uff5a"  # "ｚ": always translated to "z", so in translated text it marks an expansion
-_SIGNIFICANT_PUNCT = frozenset("%$.-")  # full-width forms of these are converted in the soft view
-_SOFT_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Mn", "Me"})
-
-
-def _load_t2s() -> dict[str, str]:
-    """Return a character-level traditional-to-simplified map built from OpenCC's tables."""
-    spec = importlib.util.find_spec("opencc")
-    if spec is None or not spec.submodule_search_locations:
-        return {}
-    folder = Path(next(iter(spec.submodule_search_locations))) / "dictionary"
-
-    def read(name: str) -> dict[str, str]:
-        table: dict[str, str] = {}
-        path = folder / name
-        if not path.is_file():
-            return table
-        for line in path.read_text(encoding="utf-8").splitlines():
-            key, _, values = line.partition("\t")
-            value = values.split(" ")[0]
-            if len(key) == 1 and len(value) == 1 and key != value:
-                table[key] = value
-        return table
-
-    chars = read("TSCharacters.txt")
-    variants = read("TWVariantsRev.txt") | read("HKVariantsRev.txt")
-    t2s = dict(chars)
-    for key, standard in variants.items():
-        # Only follow a regional variant when it leads to a simplified character.
-        if key not in t2s and standard in chars and chars[standard] != key:
-            t2s[key] = chars[standard]
-    return t2s
-
-
-def _class_body(code_points: list[int]) -> str:
-    """Render sorted code points as a regex character-class body of \\U escapes."""
-    ranges: list[tuple[int, int]] = []
-    for cp in code_points:
-        if ranges and ranges[-1][1] + 1 == cp:
-            ranges[-1] = (ranges[-1][0], cp)
-        else:
-            ranges.append((cp, cp))
-    return "".join(f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges)
-
-
-@dataclass(frozen=True, slots=True)
-class _Tables:
-    translate: dict[int, str]
-    needs_translate: re.Pattern[str]
-    strict_drop: re.Pattern[str]
-    soft_drop: re.Pattern[str]
-    strict_split: re.Pattern[str]
-    soft_split: re.Pattern[str]
-    strict_expansions: dict[str, str]
-    soft_expansions: dict[str, str]
-
-
-def _soft_invisible(ch: str) -> bool:
-    """Return whether the soft view drops ``ch`` (control, format, unassigned, combining mark)."""
-    return unicodedata.category(ch) in _SOFT_INVISIBLE and not ch.isspace()
-
-
-@cache
-def _tables() -> _Tables:
-    """Build the per-character tables once per process (a few tenths of a second).
-
-    A "word character" is one for which ``str.isalnum()`` holds (letters and digits, the same set
-    as the regex class ``\\w`` minus "_"); everything else is a filler in the strict view.
-    """
-    t2s = _load_t2s()
-    nfkc = unicodedata.normalize
-    translate: dict[int, str] = {}
-    strict_exp: dict[str, str] = {}
-    soft_exp: dict[str, str] = {}
-    soft_bmp: list[int] = []
-    strict_bmp: list[int] = []
-    # Planes 4-13 are unassigned and 15-16 private use: no word characters, nothing to convert.
-    for cp in itertools.chain(range(0, 0x40000), range(0xE0000, 0xF0000)):
-        ch = chr(cp)
-        if not ch.isalnum():
-            if cp < 0x10000:
-                strict_bmp.append(cp)
-                if _soft_invisible(ch):
-                    soft_bmp.append(cp)
-            mapped = nfkc("NFKC", ch)
-            if mapped != ch and mapped in _SIGNIFICANT_PUNCT:
-                translate[cp] = mapped  # a filler stays a filler; the soft view wants these signs
-            continue
-        mapped = nfkc("NFKC", ch)
-        mapped = t2s.get(mapped, mapped) if len(mapped) == 1 else "".join(t2s.get(c, c) for c in mapped)
-        if mapped == ch and (cp < 0x130 or len(ch.lower()) == 1):
-            continue
-        if len(mapped) == 1 and len(mapped.lower()) == 1 and mapped.isalnum() and mapped != _EXPANSION:
-            translate[cp] = mapped
-        else:
-            translate[cp] = _EXPANSION
-            soft_exp[ch] = "".join(c for c in mapped if not _soft_invisible(c))
-            strict_exp[ch] = "".join(c for c in mapped.lower() if c.isalnum())
-    if translate.get(ord(_EXPANSION)) == _EXPANSION or ord(_EXPANSION) not in translate:
-        raise RuntimeError("the expansion marker must always be translated away")  # pragma: no cover
-    marker = re.escape(_EXPANSION)
-    # Regex classes with many astral ranges are slow in `re` (they are checked range by range), so
-    # any astral character triggers the translation, and the soft view matches every astral
-    # character as a candidate and lets _build_view decide in Python (emoji and rare CJK only).
-    return _Tables(
-        translate=translate,
-        needs_translate=re.compile(f"[{_class_body([cp for cp in sorted(translate) if cp < 0x10000])}]"
-                                   "|[\\U00010000-\\U0010ffff]"),
-        strict_drop=re.compile(rf"[\W_]+|{marker}"),
-        soft_drop=re.compile(f"[{_class_body(soft_bmp)}]+|[\\U00010000-\\U0010ffff]|{marker}"),
-        # Single-class splitters for the common case (no expansion marker, no astral characters).
-        strict_split=re.compile(f"([{_class_body(strict_bmp)}]+)"),
-        soft_split=re.compile(f"([{_class_body(soft_bmp)}]+)"),
-        strict_expansions=strict_exp,
-        soft_expansions=soft_exp,
-    )
-
-
-class _View:
-    """A normalized text plus a piecewise map from its indexes back to original offsets."""
-
-    __slots__ = ("text", "_norm_starts", "_orig_starts", "_steps")
-
-    def __init__(self, text: str, norm_starts: list[int], orig_starts: list[int], steps: list[int]):
-        self.text = text
-        self._norm_starts = norm_starts
-        self._orig_starts = orig_starts
-        self._steps = steps
-
-    def orig(self, i: int) -> int:
-        """Return the original offset of the character that produced normalized index ``i``."""
-        k = bisect_right(self._norm_starts, i) - 1
-        return self._orig_starts[k] + self._steps[k] * (i - self._norm_starts[k])
-
-    def span(self, i: int, j: int) -> tuple[int, int]:
-        """Map the normalized slice ``[i, j)`` (non-empty) to its original ``(start, end)``."""
-        return self.orig(i), self.orig(j - 1) + 1
-
-    def to_norm(self, offset: int) -> int:
-        """Return the first normalized index whose original offset is at least ``offset``."""
-        k = bisect_right(self._orig_starts, offset) - 1
-        seg_norm = self._norm_starts[k]
-        nxt = self._norm_starts[k + 1] if k + 1 < len(self._norm_starts) else len(self.text)
-        if self._steps[k]:
-            return min(seg_norm + offset - self._orig_starts[k], nxt)
-        return seg_norm if offset == self._orig_starts[k] else nxt
-
-
-def _build_view(base: str, original: str, drop: re.Pattern[str], expansions: dict[str, str],
-                keep_astral: bool = False) -> _View:
-    """Drop what ``drop`` matches in ``base`` (1:1 with ``original``) and expand marked characters.
-
-    With ``keep_astral`` a single astral match is only dropped when it is soft-invisible.
-    """
-    pieces: list[str] = []
-    norm_starts, orig_starts, steps = [0], [0], [1]
-    pos = npos = 0
-    for match in drop.finditer(base):
-        s, e = match.span()
-        first = base[s]
-        if keep_astral and first > "\uffff" and not _soft_invisible(first):
-            continue
-        if s > pos:
-            pieces.append(base[pos:s])
-            npos += s - pos
-        if first == _EXPANSION:
-            expanded = expansions.get(original[s], "")
-            if expanded:
-                pieces.append(expanded)
-                norm_starts.append(npos)
-                orig_starts.append(s)
-                steps.append(0)
-                npos += len(expanded)
-        pos = e
-        norm_starts.append(npos)
-        orig_starts.append(e)
-        steps.append(1)
-    if pos == 0 and not pieces:
-        return _View(base, norm_starts, orig_starts, steps)
-    pieces.append(base[pos:])
-    return _View("".join(pieces), norm_starts, orig_starts, steps)
-
-
-def _split_view(base: str, splitter: re.Pattern[str]) -> _View:
-    """Fast path of _build_view when nothing expands: ``splitter`` captures the runs to drop."""
-    parts = splitter.split(base)  # kept, dropped, kept, dropped, ..., kept
-    if len(parts) == 1:
-        return _View(base, [0], [0], [1])
-    kept = parts[0::2]
-    ends = list(itertools.accumulate(map(len, parts)))
-    orig_starts = [0, *ends[1::2]]
-    norm_starts = [0, *itertools.accumulate(map(len, kept[:-1]))]
-    return _View("".join(kept), norm_starts, orig_starts, [1] * len(norm_starts))
-
-
-def _translated(text: str) -> str:
-    """Return ``text`` with the 1:1 conversions applied and expansion characters marked."""
-    tables = _tables()
-    return text.translate(tables.translate) if tables.needs_translate.search(text) else text
-
-
-def _simple(base: str) -> bool:
-    """Return whether ``base`` has no expansion marker and no astral character (the fast path)."""
-    return _EXPANSION not in base and (not base or max(base) <= "\uffff")
-
-
-def _strict_view(text: str, base: str | None = None, simple: bool | None = None) -> _View:
-    """Return the strict view: converted, lower-cased, letters and digits only."""
-    tables = _tables()
-    base = _translated(text) if base is None else base
-    if _simple(base) if simple is None else simple:
-        return _split_view(base.lower(), tables.strict_split)
-    return _build_view(base.lower(), text, tables.strict_drop, tables.strict_expansions)
-
-
-def _views(text: str) -> tuple[_View, _View]:
-    """Return the (strict, soft) normalized views of ``text``."""
-    tables = _tables()
-    base = _translated(text)
-    simple = _simple(base)
-    if simple:
-        soft = _split_view(base, tables.soft_split)
-    else:
-        soft = _build_view(base, text, tables.soft_drop, tables.soft_expansions, keep_astral=True)
-    return _strict_view(text, base, simple), soft
-
-
-def normalize_phrase(phrase: str) -> str:
-    """Return the strict normalized form of ``phrase`` (the key it is matched by)."""
-    return _strict_view(phrase).text
-
-
-def _char_class(ch: str) -> str:
-    """Return "a" for an ASCII letter, "d" for an ASCII digit, "" otherwise."""
-    if ch.isascii():
-        if ch.isalpha():
-            return "a"
-        if ch.isdigit():
-            return "d"
-    return ""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -591,7 +315,7 @@ class Scanner:
         keys: list[_Key] = []
         automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
         for number, (norm, b) in enumerate(buckets.items()):
-            keys.append(_Key(len(norm), _char_class(norm[0]), _char_class(norm[-1]),
+            keys.append(_Key(len(norm), char_class(norm[0]), char_class(norm[-1]),
                              tuple(b["forbidden"]), tuple(b["required"]), tuple(b["allow"]),
                              bool(b.get("verb")), bool(b.get("security"))))
             automaton.add_word(norm, number)
@@ -639,7 +363,7 @@ class Scanner:
             if not _SAC_ARGUMENT_RE.fullmatch(expected_sac):
                 raise ValueError(f"sac_number {sac_number!r} is not S followed by 13 digits")
 
-        strict, soft = _views(text)
+        strict, soft = views(text)
         hits = self._match(strict, soft, platform)
         findings = self._phrase_findings(text, strict, hits)
         if check_required:
@@ -662,7 +386,7 @@ class Scanner:
 
     # -- phrase matching -----------------------------------------------------------------------
 
-    def _match(self, strict: _View, soft: _View, platform: str | None) -> _Hits:
+    def _match(self, strict: View, soft: View, platform: str | None) -> _Hits:
         hits = _Hits()
         entries, allows, keys = self._entries, self._allows, self._keys
         for end, number in self._automaton.iter(strict.text):
@@ -686,7 +410,7 @@ class Scanner:
                 hits.securities.append((i, j))
         return hits
 
-    def _phrase_findings(self, text: str, strict: _View, hits: _Hits) -> list[Finding]:
+    def _phrase_findings(self, text: str, strict: View, hits: _Hits) -> list[Finding]:
         covered = _coverage(hits.covers)
         forbidden = [hit for hit in hits.forbidden if not covered(hit[0], hit[1])]
         findings = []
@@ -716,7 +440,7 @@ class Scanner:
 
     # -- stock calls ---------------------------------------------------------------------------
 
-    def _stock_calls(self, text: str, strict: _View, soft: _View, hits: _Hits) -> list[Finding]:
+    def _stock_calls(self, text: str, strict: View, soft: View, hits: _Hits) -> list[Finding]:
         covered = _coverage(hits.covers)
         # Mentions as (strict start, strict end, allowed gap, original start, original end).
         mentions: list[tuple[int, int, int, int, int]] = []
@@ -785,16 +509,16 @@ def _coverage(covers: list[tuple[int, int]]):
     return covered
 
 
-def _on_word_boundary(strict: _View, soft: _View, i: int, j: int, key: _Key) -> bool:
+def _on_word_boundary(strict: View, soft: View, i: int, j: int, key: _Key) -> bool:
     """Return whether an ASCII-edged match does not continue a word of the original text."""
     start, end = strict.span(i, j)
     if key.left:
         k = soft.to_norm(start)
-        if k > 0 and _char_class(soft.text[k - 1]) == key.left:
+        if k > 0 and char_class(soft.text[k - 1]) == key.left:
             return False
     if key.right:
         k = soft.to_norm(end)
-        if k < len(soft.text) and _char_class(soft.text[k]) == key.right:
+        if k < len(soft.text) and char_class(soft.text[k]) == key.right:
             return False
     return True
 
@@ -817,7 +541,7 @@ def _drop_contained(hits: list[tuple[int, int, int]], entries: Sequence[LexiconE
     return kept
 
 
-def _sac_findings(text: str, soft: _View, expected: str | None, check_required: bool) -> list[Finding]:
+def _sac_findings(text: str, soft: View, expected: str | None, check_required: bool) -> list[Finding]:
     """Check SAC registration numbers: malformed (warn), another advisor's (block), missing (block)."""
     findings = []
     found_expected = False
@@ -846,7 +570,7 @@ def _sac_findings(text: str, soft: _View, expected: str | None, check_required: 
     return findings
 
 
-def _return_percentages(text: str, soft: _View) -> list[Finding]:
+def _return_percentages(text: str, soft: View) -> list[Finding]:
     """Flag percentages or multiples next to return words; block when a promise word is near."""
     findings = []
     body = soft.text
@@ -876,113 +600,3 @@ def _return_percentages(text: str, soft: _View) -> list[Finding]:
                                 code="return_figure_promise" if promise else "return_figure",
                                 params=(("promise", promise.group()),) if promise else ()))
     return findings
-
-
-# ---------------------------------------------------------------------------------------------
-# CSV lexicon files
-# ---------------------------------------------------------------------------------------------
-
-
-def _read_source(path_or_text: str | os.PathLike[str] | bytes) -> tuple[str | None, CsvError | None]:
-    if isinstance(path_or_text, bytes):
-        raw = path_or_text
-    elif isinstance(path_or_text, os.PathLike) or (
-            "\n" not in path_or_text and "," not in path_or_text and os.path.isfile(path_or_text)):
-        try:
-            raw = Path(path_or_text).read_bytes()
-        except OSError as exc:
-            return None, CsvError(0, f"cannot read file: {exc.strerror or exc}")
-    else:
-        return path_or_text.removeprefix("\ufeff"), None
-    try:
-        return raw.decode("utf-8-sig"), None
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        return None, CsvError(line, f"not valid UTF-8 (byte {exc.start})")
-
-
-def load_csv(path_or_text: str | os.PathLike[str] | bytes
-             ) -> tuple[list[LexiconEntry], list[AllowEntry], list[CsvError]]:
-    """Parse a lexicon CSV; on any bad row return no entries and every error with its row number."""
-    source, error = _read_source(path_or_text)
-    if error is not None or source is None:
-        return [], [], [error or CsvError(0, "empty input")]
-    try:
-        rows = list(csv.reader(io.StringIO(source, newline=""), strict=True))
-    except csv.Error as exc:
-        return [], [], [CsvError(0, f"malformed CSV: {exc}")]
-    if not rows:
-        return [], [], [CsvError(1, "missing header row")]
-    header = [cell.strip().lower() for cell in rows[0]]
-    if tuple(header[:4]) != CSV_COLUMNS:
-        return [], [], [CsvError(1, f"header must start with {','.join(CSV_COLUMNS)}")]
-    extra = header[4:]
-    for name in extra:
-        if name not in CSV_OPTIONAL_COLUMNS or extra.count(name) > 1:
-            return [], [], [CsvError(1, f"unknown or repeated column {name!r}")]
-
-    entries: list[LexiconEntry] = []
-    allows: list[AllowEntry] = []
-    errors: list[CsvError] = []
-    seen: dict[str, int] = {}
-    for number, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) > len(header):
-            errors.append(CsvError(number, f"{len(row)} columns but the header has {len(header)}"))
-            continue
-        cells = dict(zip(header, (cell.strip() for cell in row), strict=False))
-        phrase = cells.get("phrase", "")
-        kind = cells.get("kind", "").lower()
-        severity = cells.get("severity", "").lower()
-        note = cells.get("note", "")
-        category = cells.get("category", "").lower()
-        group = cells.get("group", "")
-        suggestion = cells.get("suggestion", "")  # absent in lexicons written before the column
-        platforms = frozenset(p.strip().lower() for p in cells.get("platforms", "").split("|") if p.strip())
-        problem = _entry_problem(phrase, kind, severity, category, platforms, group)
-        if problem is None and len(note) > MAX_NOTE_LENGTH:
-            problem = f"note longer than {MAX_NOTE_LENGTH} characters"
-        if problem is None and len(suggestion) > MAX_SUGGESTION_LENGTH:
-            problem = f"suggestion longer than {MAX_SUGGESTION_LENGTH} characters"
-        if problem is None and kind == ALLOW and suggestion:
-            problem = "suggestion is not used on allow rows"
-        if problem is None and kind == ALLOW and category:
-            problem = "category is not used on allow rows"
-        if problem is None:
-            key = normalize_phrase(phrase)
-            if key in seen:
-                problem = f"duplicate of row {seen[key]} (same phrase after normalization)"
-            else:
-                seen[key] = number
-        if problem:
-            errors.append(CsvError(number, problem))
-        elif kind == ALLOW:
-            allows.append(AllowEntry(phrase, note, platforms))
-        else:
-            entries.append(LexiconEntry(phrase, kind, severity, category, note, platforms, group, suggestion))
-    if errors:
-        return [], [], errors
-    return entries, allows, errors
-
-
-def load_default_lexicon() -> tuple[list[LexiconEntry], list[AllowEntry]]:
-    """Return the entries and allow-list of the bundled ``default_lexicon.csv`` (parsed once per edit)."""
-    stat = DEFAULT_LEXICON_PATH.stat()
-    entries, allows, errors = _parsed_default(stat.st_mtime_ns, stat.st_size)
-    if errors:
-        raise ValueError("default lexicon is invalid: " + "; ".join(str(e) for e in errors))
-    return list(entries), list(allows)
-
-
-@cache
-def _parsed_default(_mtime_ns: int, _size: int) -> tuple[tuple, tuple, tuple]:
-    entries, allows, errors = load_csv(DEFAULT_LEXICON_PATH)
-    return tuple(entries), tuple(allows), tuple(errors)
-
-
-@cache
-def default_scanner() -> Scanner:
-    """Return a shared Scanner built from the bundled default lexicon."""
-    entries, allows = load_default_lexicon()
-    return Scanner(entries, allows)
