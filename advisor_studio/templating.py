@@ -24,5 +24,8 @@ def file_size(value) -> str:
 
 def init_app(app: Flask) -> None:
     """Register the filters (``filesizeformat`` replaces Jinja's)."""
+    from advisor_studio.core import audit_view
+
     app.add_template_filter(file_size, "filesizeformat")
     app.add_template_filter(system_reasons.label, "system_reason")
+    app.add_template_filter(audit_view.actor_label, "actor_label")
