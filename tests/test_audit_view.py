@@ -26,8 +26,8 @@ PACKAGE = ROOT / "advisor_studio"
 
 def _written_by_the_code() -> tuple[set[str], set[str], set[str]]:
     """Actions and object types (first and second arguments of audit.record / record_refusal) and detail
-    keys (dict literals passed as ``details=`` or assigned to ``details`` / ``info``) written anywhere in
-    the package."""
+    keys (dict literals passed as ``details=``, to a state machine's ``transition_*`` or assigned to
+    ``details`` / ``info``) written anywhere in the package."""
     actions, types, keys = set(), {"request"}, set()  # "request": record_refusal's default object type
     for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -44,6 +44,11 @@ def _written_by_the_code() -> tuple[set[str], set[str], set[str]]:
                 for keyword in node.keywords:
                     if keyword.arg == "details":
                         keys |= _dict_keys(keyword.value)
+            elif isinstance(node, ast.Call) and str(getattr(node.func, "attr", getattr(node.func, "id", ""))
+                                                    ).startswith("transition_"):
+                for arg in [*node.args, *(k.value for k in node.keywords)]:  # the state machines' details
+                    if isinstance(arg, ast.Dict):
+                        keys |= _dict_keys(arg)
             elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in ("details", "info")
                                                       for t in node.targets):
                 keys |= _dict_keys(node.value)
@@ -84,14 +89,15 @@ def test_every_detail_key_the_code_writes_has_a_label():
 def test_coded_values_read_in_chinese_and_identifiers_stay_code(app):
     details = {"from": "ready", "to": "withdrawn", "reason": "changed after approval: caption", "is_employee": False,
                "platform": "kuaishou", "roles": ["advisor", "mcn"], "event": "account_opened", "factor": "totp",
-               "storage_key": "renditions/ab.mp4", "amount": None, "future_key": "x"}
+               "storage_key": "renditions/ab.mp4", "amount": None,
+               "takedown_due_at": "2026-12-01T10:35:10.329141+00:00", "future_key": "x"}
     with app.test_request_context(), force_locale("zh_CN"):
         items = audit_view.detail_items(details, "assignment")
         actor = audit_view.actor_label("fraud-detector")
     assert [(i.label, i.value) for i in items] == [
         ("原状态", "待发布"), ("新状态", "已撤回"), ("原因", "批准后修改了文案"), ("员工", "否"), ("平台", "快手"),
         ("角色", "投顾和MCN机构"), ("事件", "开户"), ("验证方式", "身份验证器验证码"),
-        ("存储键", "renditions/ab.mp4"), ("金额", "—"), ("future_key", "x")]
+        ("存储键", "renditions/ab.mp4"), ("金额", "—"), ("下架截止时间", "2026-12-01 18:35"), ("future_key", "x")]
     assert [i.label for i in items if i.value_is_code] == ["存储键", "future_key"]
     assert [i.label for i in items if i.label_is_code] == ["future_key"]  # a key added later shows as its code
     assert actor == "异常流量检测"

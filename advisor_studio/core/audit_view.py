@@ -8,6 +8,7 @@ presentation. An action or object type without a label (one added later) still s
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, time, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -15,7 +16,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from babel.lists import format_list
 from flask import url_for
-from flask_babel import get_locale
+from flask_babel import format_datetime, get_locale
 from flask_babel import lazy_gettext as _l
 
 from advisor_studio.audit import AuditEntry
@@ -179,7 +180,8 @@ DETAIL_LABELS = {
     "matched": _l("Matched"), "missing_here": _l("In their file, not here"),
     "missing_there": _l("Here, not in their file"), "period_from": _l("Period from"), "period_to": _l("Period to"),
     "rows": _l("Rows"), "encoding": _l("Encoding"), "uploaded": _l("Files uploaded"),
-    "title": _l("Title"), "script_id": _l("Script"), "script_revision_id": _l("Script revision"),
+    "title": _l("Title"), "script_id": _l("Script"), "revision": _l("Revision"),
+    "script_revision_id": _l("Script revision"),
     "script_revision_sha256": _l("Script revision SHA-256"), "stage": _l("Stage"),
     "lexicon_version": _l("Lexicon version"), "entries": _l("Entries"),
     "rendition_id": _l("Rendition"), "source_id": _l("Source video"), "recipe_hash": _l("Render recipe"),
@@ -262,7 +264,13 @@ def object_url(entry: AuditEntry, user) -> str | None:
     return url_for(endpoint, **{arg: int(entry.object_id)})
 
 
+_ISO_INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(?:Z|[+-][0-9]{2}:[0-9]{2})")
+
+
 def _shown(value, labels: dict | None) -> str:
+    if isinstance(value, str) and _ISO_INSTANT.fullmatch(value):
+        # An instant stored as ISO 8601 (a deadline, a publication time): in the reader's time zone.
+        return format_datetime(datetime.fromisoformat(value.replace("Z", "+00:00")), "yyyy-MM-dd HH:mm")
     if isinstance(value, bool):
         return str(_l("Yes") if value else _l("No"))
     if value is None:
