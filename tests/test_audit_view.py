@@ -94,6 +94,8 @@ def test_coded_values_read_in_chinese_and_identifiers_stay_code(app):
     with app.test_request_context(), force_locale("zh_CN"):
         items = audit_view.detail_items(details, "assignment")
         actor = audit_view.actor_label("fraud-detector")
+        partners = [audit_view.actor_label(a) for a in ("partner:3", "partner:3/key:as_live_ab12", "user:7",
+                                                        "li.jing@example.com")]
     assert [(i.label, i.value) for i in items] == [
         ("原状态", "待发布"), ("新状态", "已撤回"), ("原因", "批准后修改了文案"), ("员工", "否"), ("平台", "快手"),
         ("角色", "投顾和MCN机构"), ("事件", "开户"), ("验证方式", "身份验证器验证码"),
@@ -101,6 +103,7 @@ def test_coded_values_read_in_chinese_and_identifiers_stay_code(app):
     assert [i.label for i in items if i.value_is_code] == ["存储键", "future_key"]
     assert [i.label for i in items if i.label_is_code] == ["future_key"]  # a key added later shows as its code
     assert actor == "异常流量检测"
+    assert partners == ["合作机构 #3", "合作机构 #3（API 密钥 as_live_ab12…）", "用户 #7", "li.jing@example.com"]
 
 
 def test_the_audit_log_page_shows_no_english_for_the_systems_own_entries(app, users):

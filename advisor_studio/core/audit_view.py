@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from babel.lists import format_list
 from flask import url_for
 from flask_babel import format_datetime, get_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from advisor_studio.audit import AuditEntry
@@ -247,10 +248,23 @@ def object_label(object_type: str) -> str:
     return str(label) if label is not None else object_type
 
 
+_PARTNER_ACTOR = re.compile(r"partner:(?P<partner>[0-9]+)(?:/key:(?P<key>[A-Za-z0-9_-]+))?")
+_USER_ACTOR = re.compile(r"user:(?P<user>[0-9]+)")
+
+
 def actor_label(label: str) -> str:
-    """Who acted: a user's e-mail as recorded, the system's actors in the reader's language."""
+    """Who acted: a user's e-mail as recorded, the system's actors, a partner (signed download links, the
+    partner API with its key's prefix) and a user known by id in the reader's language."""
     known = ACTOR_LABELS.get(label)
-    return str(known) if known is not None else label
+    if known is not None:
+        return str(known)
+    if match := _PARTNER_ACTOR.fullmatch(label):
+        if match["key"]:
+            return _("Partner #%(id)s (API key %(key)s…)", id=match["partner"], key=match["key"])
+        return _("Partner #%(id)s", id=match["partner"])
+    if match := _USER_ACTOR.fullmatch(label):
+        return _("User #%(id)s", id=match["user"])
+    return label
 
 
 def object_url(entry: AuditEntry, user) -> str | None:
