@@ -152,7 +152,7 @@ def test_flag_page_shows_the_numbers_and_the_items(app, officer, flag_ids):
 
 def test_flag_page_names_device_and_in_app_browser_in_chinese_not_by_code(app, officer, flag_ids):
     html = officer.get(f"/compliance/fraud/{flag_ids[FLAG_SHORT_LAG]}").get_data(as_text=True)
-    cells = re.findall(r'data-testid="click-device">([^<]*)</td><td>([^<]*)</td>', html)
+    cells = re.findall(r'data-testid="click-device">([^<]*)</td><td[^>]*>([^<]*)</td>', html)
     assert cells == [("手机", "微信")]  # add_click's device "mobile", in_app "wechat"
     assert ">mobile<" not in html and ">wechat<" not in html
 
