@@ -121,7 +121,7 @@ def create_app(config=None) -> Flask:
     _fill_instance_defaults(app)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(Path(__file__).parent / "translations"))
 
-    from advisor_studio import access, errors, storage, web
+    from advisor_studio import access, errors, storage, templating, web
     from advisor_studio.celery_app import celery_init_app
     from advisor_studio.extensions import babel, bootstrap, csrf, db, limiter, login_manager, migrate
 
@@ -147,6 +147,7 @@ def create_app(config=None) -> Flask:
 
     observability.init_app(app)  # after access: its request-id hook goes first in line
     web.init_app(app)  # before the blueprints: their <int:...> rules take the bounded converter
+    templating.init_app(app)
     _security_headers(app)
 
     from advisor_studio.accounts.routes import bp as accounts_bp

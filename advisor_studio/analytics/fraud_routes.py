@@ -19,6 +19,7 @@ from advisor_studio.analytics.models import FLAG_CONFIRMED, FLAG_KINDS, FLAG_OPE
 from advisor_studio.analytics.permissions import can_review_fraud
 from advisor_studio.errors import DomainError, ValidationError
 from advisor_studio.extensions import db
+from advisor_studio.referrals.models import DEVICE_LABELS, IN_APP_LABELS
 from advisor_studio.web import query_date, query_int, query_page
 
 bp = Blueprint("fraud", __name__, url_prefix="/compliance/fraud")
@@ -86,7 +87,8 @@ def _render_flag(flag: FraudFlag, form: DecisionForm, status: int = 200):
     return render_template("analytics/fraud_flag.html", flag=flag, form=form, counts=counts,
                            clicks=fraud_queries.flag_clicks(flag), conversions=fraud_queries.flag_conversions(flag),
                            items_shown=fraud_queries.ITEMS_SHOWN, detail_labels=DETAIL_LABELS,
-                           reason_labels=REASON_LABELS), status
+                           reason_labels=REASON_LABELS, device_labels=DEVICE_LABELS,
+                           in_app_labels=IN_APP_LABELS), status
 
 
 @bp.route("/<int:flag_id>")

@@ -23,8 +23,8 @@ class ReconciliationUploadForm(FlaskForm):
     period_to = DateField(_l("Period to"), validators=[InputRequired(_l("Enter the last day of the period.")),
                                                        _in_calendar])
     file = FileField(_l("CSV of accounts opened"), validators=[FileRequired(_l("Choose the CSV file."))],
-                     description=_l("From the account-opening system: a header row with customer_ref (or 客户编号) "
-                                    "and opened_on (or 开户日期), optionally amount. UTF-8, UTF-8 with BOM or GBK."))
+                     description=_l("Exported from the account-opening system, with the columns described under "
+                                    "Format. UTF-8, UTF-8 with BOM or GBK."))
 
     def validate_period_to(self, field) -> None:
         if field.data and self.period_from.data and field.data < self.period_from.data:

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 
-from advisor_studio import audit
+from advisor_studio import audit, system_reasons
 from advisor_studio.compliance import approvals
 from advisor_studio.compliance import scanner as scan_logic
 from advisor_studio.compliance.models import (
@@ -634,7 +634,7 @@ def decide(review: Review, actor, decision: str, reason: str = "", *, expected_m
     if decision == DECISION_APPROVE:
         if review.stage == STAGE_PACKAGE:
             # A renewal replaces the expired approval: one unvoided approval per package.
-            void_approvals(review.package, actor, f"renewed by review {review.id}")
+            void_approvals(review.package, actor, system_reasons.renewed(review.id))
         days = current_app.config["APPROVAL_VALID_DAYS"]
         approval = Approval(review_id=review.id, stage=review.stage, script_revision_id=review.script_revision_id,
                             package_id=review.package_id, manifest=review.manifest, manifest_sha256=current,
@@ -712,7 +712,7 @@ def withdraw(package, actor, reason: str):
     if not reason:
         raise ValidationError(_("A reason is required to withdraw a package."), fields={"reason": _("required")})
     states.transition_package(package, PKG_WITHDRAWN, actor, reason)
-    void_approvals(package, actor, f"withdrawn: {reason}")
+    void_approvals(package, actor, system_reasons.withdrawn(reason))
     return package
 
 
@@ -728,7 +728,7 @@ def expire_due_approvals(now=None) -> int:
     for approval in db.session.scalars(stmt).all():
         package = db.session.get(Package, approval.package_id)
         try:
-            states.transition_package(package, PKG_EXPIRED, "system", "approval period ended",
+            states.transition_package(package, PKG_EXPIRED, "system", system_reasons.APPROVAL_PERIOD_ENDED,
                                       {"approval_id": approval.id})
         except Conflict:
             continue  # withdrawn or edited at this very moment: nothing left to expire (nothing was written)

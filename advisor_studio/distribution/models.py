@@ -85,7 +85,8 @@ class Channel(db.Model):
 
     @property
     def label(self) -> str:
-        return f"{self.partner.name} · {self.platform}:{self.handle}"
+        """Partner, platform (in the reader's language) and handle: 星河MCN · 抖音 · @xinghe."""
+        return f"{self.partner.name} · {PLATFORM_LABELS.get(self.platform, self.platform)} · {self.handle}"
 
 
 class PartnerApiKey(db.Model):

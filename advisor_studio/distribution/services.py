@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 
-from advisor_studio import audit
+from advisor_studio import audit, system_reasons
 from advisor_studio.concurrency import compare_and_set, stale_conflict
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.distribution.models import (
@@ -500,7 +500,7 @@ def report_publication(assignment: Assignment, *, platform, post_url, published_
                  details={"publication_id": publication.id, "post_url": post_url, "platform": platform,
                           "published_at": published_at.isoformat(), "api_key_id": key_id})
     if assignment.status == ASSET_READY:
-        transition_assignment(assignment, ASSET_PUBLISHED, actor, "publication reported",
+        transition_assignment(assignment, ASSET_PUBLISHED, actor, system_reasons.PUBLICATION_REPORTED,
                               {"publication_id": publication.id})
     return publication
 

@@ -12,7 +12,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
-from advisor_studio import audit, storage
+from advisor_studio import audit, storage, system_reasons
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.errors import Conflict, ValidationError
 from advisor_studio.extensions import db
@@ -92,7 +92,7 @@ def _suspend_approval(file: StoredFile, alert: IntegrityAlert) -> bool:
     approval = compliance.live_approval(package)
     if approval is None or (approval.manifest or {}).get("rendition_id") != file.rendition_id:
         return False
-    reason = f"integrity alert {alert.id}: stored {file.file_kind} no longer matches the approved SHA-256"
+    reason = system_reasons.integrity_alert(alert.id, file.file_kind)
     if package.status == PKG_APPROVED:
         states.transition_package(package, PKG_DRAFT, SYSTEM, reason, {"integrity_alert_id": alert.id})
     compliance.void_approvals(package, SYSTEM, reason)

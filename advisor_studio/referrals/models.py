@@ -36,7 +36,11 @@ LINK_CUSTOMER = "customer"  # a converted customer's own link (以老带新)
 LINK_KINDS = (LINK_PACKAGE, LINK_GROUP, LINK_GENERAL, LINK_CUSTOMER)
 
 IN_APP_BROWSERS = ("wechat", "wecom", "douyin", "other", "none")
+IN_APP_LABELS = {"wechat": _l("WeChat"), "wecom": _l("WeCom"), "douyin": _l("Douyin"), "other": _l("Other app"),
+                 "none": _l("Not in an app")}
 DEVICE_CLASSES = ("mobile", "tablet", "desktop", "bot", "other")
+DEVICE_LABELS = {"mobile": _l("Phone"), "tablet": _l("Tablet"), "desktop": _l("Computer"), "bot": _l("Bot"),
+                 "other": _l("Other device")}
 
 EVENTS = ("signup", "account_opened", "funded", "first_trade", "account_rejected", "withdrawal")
 

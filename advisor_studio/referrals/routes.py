@@ -194,7 +194,11 @@ def _load_group(group_id: int) -> CommunityGroup:
 def group_edit(group_id: int):
     group = _load_group(group_id)
     require(can_manage_group(current_user, group))
-    form = GroupForm(obj=group, data={"tags": ", ".join(group.tags or [])} if request.method == "GET" else None)
+    form = GroupForm(obj=group)
+    if request.method == "GET":
+        # The group holds a list of tags and the field edits "a, b" text (``obj`` wins over ``data=``, so
+        # the list's repr "['a']" used to fill the field and be saved back as one tag).
+        form.tags.data = ", ".join(group.tags or [])
     del form.owner_id  # the owner of a group does not change
     status = 400 if request.method == "POST" else 200
     if request.method == "POST" and group.archived_at is not None:

@@ -9,7 +9,7 @@ import re
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
-from advisor_studio import audit
+from advisor_studio import audit, system_reasons
 from advisor_studio.compliance import services as compliance
 from advisor_studio.compliance.models import STAGE_SCRIPT, Approval
 from advisor_studio.compliance.scanner import PLATFORMS, normalize_phrase
@@ -147,7 +147,8 @@ def update_script(script: Script, actor, *, title, body, caption, hashtags, plat
         setattr(script, key, value)
     script.updated_at = utcnow()
     if script.status == SCRIPT_APPROVED:
-        states.transition_script(script, SCRIPT_DRAFT, actor, "edited after pre-approval", {"fields": changed})
+        states.transition_script(script, SCRIPT_DRAFT, actor, system_reasons.EDITED_AFTER_PREAPPROVAL,
+                                 {"fields": changed})
     flush_or_conflict(states.KIND_LABELS["script"])  # the version check refuses an edit of a stale read
     audit.record("script.edited", "script", script.id, actor=actor, details={"fields": changed})
     return script
@@ -207,7 +208,7 @@ def recall_script(script: Script, actor) -> Script:
                        code="not_recallable")
     # Review first, then script: the same lock order as a decision, so the two cannot deadlock.
     compliance.supersede_open_script_reviews(script, actor, "recalled")
-    states.transition_script(script, SCRIPT_DRAFT, actor, "recalled by the author")
+    states.transition_script(script, SCRIPT_DRAFT, actor, system_reasons.RECALLED_BY_AUTHOR)
     return script
 
 
@@ -290,10 +291,11 @@ def _after_change(package: Package, actor, changed: list[str]) -> None:
     # Write the edit first: the version check refuses it (409) if the package changed since it was read.
     flush_or_conflict(states.KIND_LABELS["package"])
     if package.status in (PKG_APPROVED,):
-        compliance.void_approvals(package, actor, "changed after approval: " + ", ".join(changed))
-        states.transition_package(package, PKG_DRAFT, actor, "changed after approval", {"fields": changed})
+        compliance.void_approvals(package, actor, system_reasons.changed_after_approval(changed))
+        states.transition_package(package, PKG_DRAFT, actor, system_reasons.CHANGED_AFTER_APPROVAL,
+                                  {"fields": changed})
     elif package.status == PKG_EXPIRED:
-        states.transition_package(package, PKG_DRAFT, actor, "edited after expiry", {"fields": changed})
+        states.transition_package(package, PKG_DRAFT, actor, system_reasons.EDITED_AFTER_EXPIRY, {"fields": changed})
     package.updated_at = utcnow()
     flush_or_conflict(states.KIND_LABELS["package"])
     audit.record("package.edited", "package", package.id, actor=actor, details={"fields": changed})
@@ -375,7 +377,7 @@ def set_rendition(package: Package, rendition, actor) -> Package:
     if package.rendition_id == rendition.id:
         return package
     if package.status == PKG_SUBMITTED:
-        supersede_and_recall(package, actor, "a new rendition replaced the one under review")
+        supersede_and_recall(package, actor, system_reasons.NEW_RENDITION_IN_REVIEW)
     package.rendition = rendition  # the relationship too, so checks later in this session see it
     flush_or_conflict(states.KIND_LABELS["package"])
     _after_change(package, actor, ["rendition"])
@@ -449,7 +451,7 @@ def recall_package(package: Package, actor) -> Package:
     if package.status != PKG_SUBMITTED:  # decided in the meantime: the decision stands
         raise Conflict(_("Only a package under review can be recalled; it has been decided."),
                        code="not_recallable")
-    supersede_and_recall(package, actor, "recalled by the author")
+    supersede_and_recall(package, actor, system_reasons.RECALLED_BY_AUTHOR)
     return package
 
 

@@ -3,6 +3,7 @@ dirty days, two officers at once) and who may see any of it."""
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import timedelta
 
@@ -147,6 +148,13 @@ def test_flag_page_shows_the_numbers_and_the_items(app, officer, flag_ids):
     assert 'data-testid="decision-form"' in html and 'name="csrf_token"' in html
     burst = officer.get(f"/compliance/fraud/{flag_ids[FLAG_VISITOR_BURST]}", query_string=EN).get_data(as_text=True)
     assert "Clicks covered (20)" in burst and "Conversions covered (0)" in burst
+
+
+def test_flag_page_names_device_and_in_app_browser_in_chinese_not_by_code(app, officer, flag_ids):
+    html = officer.get(f"/compliance/fraud/{flag_ids[FLAG_SHORT_LAG]}").get_data(as_text=True)
+    cells = re.findall(r'data-testid="click-device">([^<]*)</td><td[^>]*>([^<]*)</td>', html)
+    assert cells == [("手机", "微信")]  # add_click's device "mobile", in_app "wechat"
+    assert ">mobile<" not in html and ">wechat<" not in html
 
 
 def test_unknown_flag_is_404(app, officer):

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from flask_babel import force_locale
 
+from advisor_studio.accounts.models import User
 from advisor_studio.distribution import services
 from advisor_studio.distribution.models import Channel, PartnerApiKey
 from advisor_studio.errors import Conflict, ValidationError
 from advisor_studio.extensions import db
+from advisor_studio.referrals import services as referrals
+from tests.conftest import signed_in
 from tests.test_core import run_flask
 
 
@@ -70,3 +74,20 @@ def test_scanner_and_distribution_agree_on_platforms():
     assert set(PLATFORMS) == set(SCANNER_PLATFORMS)
     # Channels may also be on an unlisted platform; every channel platform has a label.
     assert set(CHANNEL_PLATFORMS) == set(PLATFORMS) | {PLATFORM_OTHER} == set(PLATFORM_LABELS)
+
+
+def test_a_channel_is_named_by_its_platform_in_the_readers_language_not_by_code(app, users):
+    with app.app_context():
+        partner, _key = services.create_partner("星河MCN", ["kuaishou:xinghe"], actor="test")
+        channel = partner.channels[0]
+        advisor = db.session.get(User, users["advisor"].id)
+        referrals.create_link(owner=advisor, actor=advisor, destination="https://kaihu.example.com/open",
+                              channel=channel)
+        db.session.commit()
+        with app.test_request_context():
+            with force_locale("zh_CN"):
+                assert channel.label == "星河MCN · 快手 · xinghe"
+            with force_locale("en"):
+                assert channel.label == "星河MCN · Kuaishou · xinghe"
+    page = signed_in(app, users["advisor"]).get("/referrals/links").get_data(as_text=True)
+    assert "星河MCN · 快手 · xinghe" in page and "kuaishou" not in page
