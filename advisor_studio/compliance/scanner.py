@@ -442,6 +442,12 @@ def normalize_phrase(phrase: str) -> str:
     return _strict_view(phrase).text
 
 
+def strict_view(text: str) -> _View:
+    """Return the strict normalized view of ``text``: ``.text`` is normalize_phrase(text) and ``.span()``
+    maps a slice of it back to offsets in ``text`` (to show where a normalized match came from)."""
+    return _strict_view(text)
+
+
 def _char_class(ch: str) -> str:
     """Return "a" for an ASCII letter, "d" for an ASCII digit, "" otherwise."""
     if ch.isascii():
