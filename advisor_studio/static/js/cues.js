@@ -13,6 +13,7 @@
     const row = template.content.firstElementChild.cloneNode(true);
     const number = String(body.rows.length + 1);
     row.setAttribute('data-key', number);
+    row.setAttribute('data-testid', 'cue-row');
     row.querySelector('.cue-number').textContent = number;
     // A new cue usually starts where the one above ends.
     const ends = body.querySelectorAll('input[name="cues-end"]');
