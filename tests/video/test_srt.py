@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from advisor_studio.video.srt import (
@@ -185,11 +185,14 @@ def test_cues_are_written_as_numbered_srt_blocks():
 
 
 _line = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), blacklist_characters="<>{}\\"),
-                min_size=1, max_size=30).map(str.strip).filter(bool)
+                min_size=1, max_size=20).map(str.strip).filter(bool)
 
 
+# The same examples on every run (a loaded machine must not turn input generation into a failure).
+@settings(max_examples=150, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.lists(st.tuples(st.integers(0, 3_600_000), st.integers(1, 60_000),
-                          st.lists(_line, min_size=1, max_size=3).map("\n".join)), max_size=30))
+                          st.lists(_line, min_size=1, max_size=3).map("\n".join)), max_size=12))
 def test_written_cues_read_back_unchanged(cues):
     """What the cue editor writes is exactly what the parser (and so the render and the reviewer) reads."""
     cues = [(start / 1000, (start + length) / 1000, text[:MAX_CUE_CHARS].strip())
