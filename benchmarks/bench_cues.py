@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import statistics
 import sys
@@ -27,24 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_review_queue import build_app, sign_in  # noqa: E402 (the same temporary app and sign-in)
+
 SIZES = (0, 100, 450, 1_000, 5_000, 20_000)
 SCRIPT = ("大家好，我是投顾张三，执业证书编号S0000000000001。今天聊聊资产配置：分散投资、长期持有、控制回撤。\n"
           "债券基金波动较小，适合稳健配置。\n定期再平衡，量力而行。投资有风险，入市需谨慎。")
 PHRASES = ("分散投资", "长期持有", "债券基金波动较小", "这只股票下周必有行情", "定期再平衡")
-
-
-def build_app(tmp: Path):
-    os.environ["INSTANCE_PATH"] = str(tmp / "instance")
-    from advisor_studio import create_app
-    from config import TestConfig
-
-    cfg = TestConfig()
-    cfg.SQLALCHEMY_DATABASE_URI = f"sqlite:///{tmp / 'bench.db'}"
-    cfg.MEDIA_ROOT = str(tmp / "media")
-    cfg.CELERY_BROKER_URL = None
-    cfg.CELERY_RESULT_BACKEND = None
-    cfg.RATELIMIT_STORAGE_URI = "memory://"
-    return create_app(cfg)
 
 
 def srt_of(n: int) -> str:
@@ -85,16 +72,6 @@ def fill(app) -> dict[int, int]:
                 subtitles_sha256=hashlib.sha256(srt.encode()).hexdigest() if srt else None).returning(Package.id))
         db.session.commit()
     return ids
-
-
-def sign_in(app):
-    client = app.test_client()
-    page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page).group(1)
-    resp = client.post("/login", data={"email": "advisor@bench.example.com", "password": "bench-password-1",
-                                       "csrf_token": token})
-    assert resp.status_code == 302, resp.status_code
-    return client
 
 
 def form_body(page: str, caption: str, edit: str | None = None) -> tuple[bytes, str]:
@@ -169,7 +146,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-cues-") as tmp:
         app = build_app(Path(tmp))
         ids = fill(app)
-        client = sign_in(app)
+        client = sign_in(app, "advisor@bench.example.com", "bench-password-1")
         rows = {}
         for n, package_id in ids.items():
             if quick and n > 5_000:
