@@ -149,6 +149,17 @@ def large_upload(view: Callable) -> Callable:
     return view
 
 
+def many_fields(parts: int) -> Callable[[Callable], Callable]:
+    """Mark a view whose form may have up to ``parts`` multipart fields (a table of inputs); every
+    other view keeps Flask's MAX_FORM_PARTS. The body size limit applies all the same."""
+
+    def decorator(view: Callable) -> Callable:
+        view.max_form_parts = parts  # type: ignore[attr-defined]
+        return view
+
+    return decorator
+
+
 def access_rule(app: Flask, endpoint: str) -> str | None:
     """The declared rule of ``endpoint``, or None when it has none."""
     if endpoint in BUILTIN_PUBLIC_ENDPOINTS:
@@ -176,6 +187,9 @@ def init_app(app: Flask) -> None:
             # Forms and API bodies are small: refuse a huge body with 413 before anything reads it.
             request.max_content_length = min(current_app.config["FORM_MAX_MB"] * 1024 * 1024,
                                              current_app.config["MAX_CONTENT_LENGTH"])
+        parts = getattr(view, "max_form_parts", None)
+        if parts is not None:
+            request.max_form_parts = max(parts, current_app.config["MAX_FORM_PARTS"] or 0)
 
     # First in line, so it also holds for CSRFProtect, which reads the form in its own hook.
     app.before_request_funcs.setdefault(None, []).insert(0, limit_body_size)

@@ -8,6 +8,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
+    Field,
     FloatField,
     IntegerField,
     SelectChoice,
@@ -15,6 +16,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
+from wtforms.utils import unset_value
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 
@@ -22,7 +24,7 @@ from advisor_studio.compliance.services import COMMENT_MAX
 from advisor_studio.dbtypes import MAX_INTEGER
 from advisor_studio.distribution.models import PLATFORM_LABELS, PLATFORMS
 from advisor_studio.studio.models import TITLE_MAX
-from advisor_studio.studio.services import SRT_MAX_BYTES
+from advisor_studio.studio.services import SRT_MAX_BYTES, CueInput
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -40,14 +42,41 @@ class ScriptForm(FlaskForm):
                                    choices=[SelectChoice(p, PLATFORM_LABELS[p]) for p in PLATFORMS])
 
 
+class CueTableField(Field):
+    """The subtitle cue table, rendered by the template as plain inputs (it works without JavaScript).
+
+    Per row, in the table's order, the inputs ``<name>-start``, ``-end`` and ``-text``; the ticked
+    ``<name>-remove`` boxes carry row numbers (1-based; rows are only ever added at the end); ``<name>-base``
+    is the SHA-256 of the subtitles the table was made from ("" for none). ``data`` is a list of
+    CueInput, or None when the form had no table.
+    """
+
+    def process(self, formdata, data=unset_value, extra_filters=None) -> None:
+        self.process_errors = []
+        self.data = None if data is unset_value else data
+        self.base: str | None = None
+        if formdata is None or f"{self.name}-base" not in formdata:
+            return
+        columns = [formdata.getlist(f"{self.name}-{part}") for part in ("start", "end", "text")]
+        if len({len(column) for column in columns}) != 1:
+            self.process_errors.append(_l("The cue table arrived incomplete. Reload the page and make your "
+                                          "changes again."))
+            return
+        self.base = formdata.get(f"{self.name}-base", "")
+        removed = set(formdata.getlist(f"{self.name}-remove"))
+        self.data = [CueInput(n, start, end, text, str(n) in removed)
+                     for n, (start, end, text) in enumerate(zip(*columns, strict=True), start=1)]
+
+
 class PackageForm(FlaskForm):
     title = StringField(_l("Title"), validators=[DataRequired(), Length(max=TITLE_MAX)])
     caption = TextAreaField(_l("Caption"))
     hashtags = StringField(_l("Hashtags"), description=_l("Separate with spaces, e.g. #理财 #资产配置"))
     channels = MultiCheckboxField(_l("MCN channels"), coerce=int, choices=[])
     subtitles = FileField(_l("Subtitles (SRT)"), description=_l(
-        "Optional. An .srt file in UTF-8 or GB18030, at most 2 MB; leave empty to keep the current one."))
+        "Or upload an .srt file (UTF-8 or GB18030, at most 2 MB): it replaces every cue above."))
     remove_subtitles = BooleanField(_l("Remove the subtitles"))
+    cues = CueTableField(_l("Subtitle cues"))
     cover_time_s = FloatField(_l("Cover frame at (seconds)"), validators=[Optional(), NumberRange(min=0, max=3600)])
     title_card = BooleanField(_l("Open with a title card"))
     confirm_void = BooleanField(_l("I understand that saving voids the approval and needs a new review."))

@@ -21,6 +21,8 @@ from advisor_studio.compliance import approvals
 from advisor_studio.compliance.models import STAGE_PACKAGE, STAGE_SCRIPT, Approval, Review, ReviewComment, Scan
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.extensions import db
+from advisor_studio.studio import services
+from advisor_studio.studio.cuematch import CueMatch, match_cues
 from advisor_studio.studio.models import (
     PACKAGE_OPEN,
     PKG_APPROVED,
@@ -41,7 +43,9 @@ from advisor_studio.studio.models import (
     Package,
     Script,
 )
+from advisor_studio.studio.services import CueInput
 from advisor_studio.video.models import RENDER_FAILED, RENDER_QUEUED, RENDER_READY, RENDER_RUNNING, Rendition
+from advisor_studio.video.srt import format_timestamp
 
 EXPIRY_WARNING_DAYS = 14
 LANDING_ITEMS = 5
@@ -361,6 +365,43 @@ def latest_approval(package: Package) -> Approval | None:
     stmt = sa.select(Approval).where(Approval.package_id == package.id).order_by(Approval.approved_at.desc(),
                                                                                   Approval.id.desc())
     return db.session.scalars(stmt).first()
+
+
+# --- subtitle cues -------------------------------------------------------------------------------------
+
+
+@dataclass
+class CueRow:
+    """One row of the package page's cue table: the cue as typed or stored, and where the script says it."""
+
+    number: int  # its place in the table: what "Remove" posts and what errors name
+    start: str
+    end: str
+    text: str
+    remove: bool
+    match: CueMatch | None  # None for the blank row a new cue is typed into
+
+
+def stored_cue_inputs(package: Package) -> list[CueInput] | None:
+    """The package's cues as the table shows them, numbered as the reviewer numbers them (None when the
+    stored subtitles cannot be read as SRT)."""
+    cues = services.stored_cues(package)
+    if cues is None:
+        return None
+    return [CueInput(n, format_timestamp(c.start_s), format_timestamp(c.end_s), c.text)
+            for n, c in enumerate(cues, start=1)]
+
+
+def cue_table(package: Package, rows: list[CueInput], *, blank_row: bool) -> list[CueRow]:
+    """The rows of the cue table with the script line each one's text matches, and with ``blank_row``
+    an empty row at the end (unless one is there) for typing a new cue."""
+    matches = match_cues([row.text for row in rows], package.script_revision.body)
+    table = [CueRow(row.number, row.start, row.end, row.text, row.remove,
+                    match if (row.start.strip() or row.end.strip() or row.text.strip()) else None)
+             for row, match in zip(rows, matches, strict=True)]
+    if blank_row and (not table or table[-1].match is not None):
+        table.append(CueRow(len(table) + 1, "", "", "", False, None))
+    return table
 
 
 # --- landing -----------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import SelectChoice
 
-from advisor_studio.access import login_required, require, roles_required
+from advisor_studio.access import login_required, many_fields, require, roles_required
 from advisor_studio.compliance import queries as compliance_queries
 from advisor_studio.compliance import services as compliance
 from advisor_studio.compliance.highlight import mark_findings
@@ -53,11 +53,15 @@ from advisor_studio.studio.permissions import (
 )
 from advisor_studio.studio.textdiff import diff_counts, side_by_side
 from advisor_studio.video import services as video_services
+from advisor_studio.video.srt import MAX_CUES
 from advisor_studio.web import query_int, query_page
 
 bp = Blueprint("studio", __name__, url_prefix="/studio")
 
 DIFF_FIELDS = ("title", "body", "caption", "hashtags")
+# The package form posts four fields per subtitle cue at most (start, end, text, remove), and the
+# editor accepts as many cues as an SRT file may have; plus Flask's default for everything else.
+CUE_FORM_PARTS = 4 * (MAX_CUES + 1) + 1000
 
 
 def platform_names(platforms) -> str:
@@ -451,16 +455,20 @@ def _package_page(package: Package, form: PackageForm, groups, *, report=None, r
     }
     if report is None and scan is not None:
         report, report_texts = scan.findings, compliance.package_fields(package)
-    subtitle_lines = (scan.findings.get("subtitle_lines") if scan is not None else None)
+    editable = can_edit_package(current_user, package) and package.status in PACKAGE_EDITABLE
+    # The cue table as typed when a save was refused, else as stored (None: the stored text is not SRT).
+    typed = form.cues.data if editable else None
+    rows = typed if typed is not None else queries.stored_cue_inputs(package)
     return render_template(
         "studio/package.html", package=package, form=form, channel_groups=groups,
-        editable=can_edit_package(current_user, package) and package.status in PACKAGE_EDITABLE,
+        editable=editable,
         can_edit=can_edit_package(current_user, package), checklist=checklist,
         submittable=can_edit_package(current_user, package) and package.status in PACKAGE_OPEN,
         ready=all(checklist.values()),
-        scan=scan, report=report,
-        report_texts=report_texts, subtitle_lines=subtitle_lines,
-        preview_lines=services.subtitle_lines_not_in_script(package) if scan is None else None,
+        scan=scan, report=report, report_texts=report_texts,
+        cue_rows=queries.cue_table(package, rows, blank_row=editable) if rows is not None else None,
+        cue_errors={k: v for k, v in error.fields.items() if k.startswith("cues-")} if error else {},
+        cue_base=form.cues.base if typed is not None else package.subtitles_sha256 or "",
         approval=approval, approval_live=approval is not None and compliance.live_approval(package) is not None,
         can_download_master=can_download_approved_master(current_user, package),
         reviews=compliance_queries.subject_reviews(package_id=package.id),
@@ -474,6 +482,7 @@ def _package_page(package: Package, form: PackageForm, groups, *, report=None, r
 
 
 @bp.route("/packages/<int:package_id>", methods=["GET", "POST"])
+@many_fields(CUE_FORM_PARTS)
 @roles_required("advisor", "compliance", "admin")
 def package(package_id: int):
     package = db.get_or_404(Package, package_id)
@@ -494,8 +503,8 @@ def package(package_id: int):
         services.update_package(
             package, current_user, title=form.title.data, caption=form.caption.data, hashtags=form.hashtags.data,
             channel_ids=form.channels.data, subtitles=form.subtitle_bytes(),
-            clear_subtitles=form.remove_subtitles.data, cover_time_s=form.cover_time_s.data,
-            title_card=form.title_card.data)
+            clear_subtitles=form.remove_subtitles.data, cues=form.cues.data, cues_base=form.cues.base,
+            cover_time_s=form.cover_time_s.data, title_card=form.title_card.data)
     except DomainError as err:
         db.session.rollback()
         _field_errors(err, form)

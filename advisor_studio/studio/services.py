@@ -5,19 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from advisor_studio import audit, system_reasons
 from advisor_studio.compliance import services as compliance
 from advisor_studio.compliance.models import STAGE_SCRIPT, Approval
-from advisor_studio.compliance.scanner import PLATFORMS, normalize_phrase
+from advisor_studio.compliance.scanner import PLATFORMS
 from advisor_studio.concurrency import flush_or_conflict
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.errors import Conflict, PermissionDenied, ValidationError
 from advisor_studio.extensions import db
 from advisor_studio.studio import states
+from advisor_studio.studio.cuematch import MISSING, match_cues
 from advisor_studio.studio.models import (
     BODY_MAX,
     CAPTION_MAX,
@@ -264,6 +267,114 @@ def validate_srt(srt_text: str | bytes | None) -> tuple[str | None, str | None]:
     return text, hashlib.sha256(text.encode()).hexdigest()
 
 
+class CueInput(NamedTuple):
+    """One row of the package page's cue table as typed; ``number`` (its place in the table) names it in errors."""
+
+    number: int
+    start: str
+    end: str
+    text: str
+    remove: bool = False
+
+
+def cue_field(number: int, part: str) -> str:
+    """The name under which a problem with one input of the cue table is reported (part: start/end/text)."""
+    return f"cues-{number}-{part}"
+
+
+def _cue_time(value: str, number: int, part: str, problems: dict[str, str]) -> float | None:
+    from advisor_studio.video.srt import SubtitleError, parse_timestamp
+
+    if not value.strip():
+        problems[cue_field(number, part)] = (
+            _("Cue %(n)d needs a start time, such as 00:01:02,500.", n=number) if part == "start"
+            else _("Cue %(n)d needs an end time, such as 00:01:04,000.", n=number))
+        return None
+    try:
+        return parse_timestamp(value)
+    except SubtitleError:
+        shown = value.strip()[:40]
+        problems[cue_field(number, part)] = (
+            _("Cue %(n)d: the start time “%(value)s” is not a time. Write hours:minutes:seconds,milliseconds, "
+              "such as 00:01:02,500.", n=number, value=shown) if part == "start"
+            else _("Cue %(n)d: the end time “%(value)s” is not a time. Write hours:minutes:seconds,milliseconds, "
+                   "such as 00:01:04,000.", n=number, value=shown))
+        return None
+
+
+def _cue_text(value: str, number: int, problems: dict[str, str]) -> str | None:
+    from advisor_studio.video.srt import MAX_CUE_CHARS, clean_text, is_timing_line
+
+    lines = [line.strip() for line in value.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
+    text = "\n".join(line for line in lines if line)  # a blank line would end the cue in the SRT file
+    field = cue_field(number, "text")
+    if not text:
+        problems[field] = _("Cue %(n)d has no text. Type what is said, or tick “Remove” to drop the cue.", n=number)
+    elif _CONTROL_RE.search(text):
+        problems[field] = _("Cue %(n)d contains a control character; remove it.", n=number)
+    elif clean_text(text) != text:
+        problems[field] = _("Cue %(n)d contains formatting tags such as <i> or {\\an8}, which the video does not "
+                            "show; remove them.", n=number)
+    elif any(is_timing_line(line) for line in text.split("\n")):
+        problems[field] = _("Cue %(n)d has a line that reads like an SRT time line; reword it.", n=number)
+    elif len(text) > MAX_CUE_CHARS:
+        problems[field] = _("Cue %(n)d has %(len)d characters; at most %(max)d are allowed.",
+                            n=number, len=len(text), max=MAX_CUE_CHARS)
+    else:
+        return text
+    return None
+
+
+def cues_to_srt(package: Package, rows: list[CueInput], base: str | None) -> str | None:
+    """The SRT the cue table describes ("" for no cues), or None when it describes the stored cues.
+
+    Every problem is named at its input (ValidationError fields from cue_field()); a table shown for
+    other subtitles than those stored now (``base`` is their SHA-256) is a Conflict, so an edit made
+    in another tab is never overwritten unseen.
+    """
+    from advisor_studio.video.srt import MAX_CUES, format_timestamp, serialize_srt
+
+    kept = [row for row in rows if not row.remove and (row.start.strip() or row.end.strip() or row.text.strip())]
+    if len(kept) > MAX_CUES:
+        raise ValidationError(_("The subtitles may have at most %(max)d cues; the table has %(n)d.",
+                                max=MAX_CUES, n=len(kept)), fields={"cues": _("too many cues")}, code="too_many_cues")
+    problems: dict[str, str] = {}
+    typed: list[tuple[float, float, str, int]] = []  # start, end, text, row number
+    for row in kept:
+        start = _cue_time(row.start, row.number, "start", problems)
+        end = _cue_time(row.end, row.number, "end", problems)
+        text = _cue_text(row.text, row.number, problems)
+        if start is not None and end is not None and end <= start:
+            problems[cue_field(row.number, "end")] = _(
+                "Cue %(n)d ends at %(end)s, which is not after its start (%(start)s).",
+                n=row.number, end=format_timestamp(end), start=format_timestamp(start))
+        elif start is not None and end is not None and text is not None:
+            typed.append((start, end, text, row.number))
+    if not problems:
+        ordered = sorted(typed, key=lambda cue: cue[0])  # stable: cues starting together keep the table's order
+        stored = stored_cues(package)
+        if stored is not None and [(c.start_s, c.end_s, c.text) for c in stored] == [c[:3] for c in ordered]:
+            return None
+        if (base or "") != (package.subtitles_sha256 or ""):
+            raise Conflict(_("The subtitles were changed elsewhere after this page was opened. Reload the page to "
+                             "see them, then make your changes again. Nothing was saved."), code="subtitles_changed",
+                           fields={"cues": _("changed elsewhere")})
+        for prev, cur in zip(ordered, ordered[1:], strict=False):
+            if cur[0] < prev[1]:
+                problems.setdefault(cue_field(cur[3], "start"), _(
+                    "Cue %(n)d starts at %(start)s, before cue %(prev)d ends (%(end)s); cues may not overlap.",
+                    n=cur[3], start=format_timestamp(cur[0]), prev=prev[3], end=format_timestamp(prev[1])))
+    if problems:
+        raise ValidationError(ngettext("%(num)d problem in the subtitle cues: see the marked rows. Nothing was saved.",
+                                       "%(num)d problems in the subtitle cues: see the marked rows. Nothing was saved.",
+                                       len(problems)), fields=problems, code="invalid_cues")
+    srt = serialize_srt(cue[:3] for cue in ordered)
+    if len(srt.encode()) > SRT_MAX_BYTES:
+        raise ValidationError(_("Written as an SRT file these subtitles would be larger than 2 MB; shorten or remove "
+                                "cues."), fields={"cues": _("too large")}, code="too_large")
+    return srt
+
+
 def create_package(script: Script, actor, *, title=None, caption=None, hashtags=None, channel_ids=()) -> Package:
     """Start a package from the script's pre-approved revision."""
     _require_author(script, actor)
@@ -311,8 +422,13 @@ def _require_editable(package: Package, actor) -> None:
 
 
 def update_package(package: Package, actor, *, title=None, caption=None, hashtags=None, channel_ids=None,
-                   subtitles=None, clear_subtitles=False, cover_time_s=None, title_card=None) -> Package:
-    """Change package fields; any change to an approved package voids the approval."""
+                   subtitles=None, clear_subtitles=False, cues: list[CueInput] | None = None,
+                   cues_base: str | None = None, cover_time_s=None, title_card=None) -> Package:
+    """Change package fields; any change to an approved package voids the approval.
+
+    Subtitles come from an uploaded SRT (``subtitles``) or from the edited cue table (``cues``, shown
+    for the subtitles whose SHA-256 is ``cues_base``), and are stored as SRT either way.
+    """
     _require_editable(package, actor)
     updates: dict = {}
     if title is not None:
@@ -321,9 +437,17 @@ def update_package(package: Package, actor, *, title=None, caption=None, hashtag
         updates["caption"] = _clean_text(caption, "caption", CAPTION_MAX)
     if hashtags is not None:
         updates["hashtags"] = parse_hashtags(hashtags)
-    if subtitles is not None or clear_subtitles:
-        text, digest = validate_srt(None if clear_subtitles else subtitles)
-        updates["subtitles_srt"], updates["subtitles_sha256"] = text, digest
+    if clear_subtitles:
+        updates["subtitles_srt"], updates["subtitles_sha256"] = None, None
+    else:
+        edited = cues_to_srt(package, cues, cues_base) if cues is not None else None
+        if subtitles is not None and edited is not None:
+            raise ValidationError(_("You edited cues in the table and also chose a subtitle file. Save the cue edits "
+                                    "first, or reload the page and upload the file alone. Nothing was saved."),
+                                  fields={"subtitles": _("cues edited too")}, code="cues_and_file")
+        if subtitles is not None or edited is not None:
+            updates["subtitles_srt"], updates["subtitles_sha256"] = validate_srt(
+                subtitles if subtitles is not None else edited)
     if cover_time_s is not None:
         if not 0 <= float(cover_time_s) <= 3600:
             raise ValidationError(_("The cover time must be within the video."), fields={"cover_time_s": _("invalid")})
@@ -392,24 +516,26 @@ def supersede_and_recall(package: Package, actor, reason: str) -> None:
     states.transition_package(package, PKG_DRAFT, actor, reason)
 
 
-def subtitle_lines_not_in_script(package: Package) -> list[dict]:
-    """Subtitle cues whose text is not in the approved script (flagged for the reviewer)."""
+def stored_cues(package: Package) -> list | None:
+    """The package's subtitle cues in the order the reviewer numbers them ([] without subtitles; None
+    when the stored text cannot be read as SRT, which uploads refuse)."""
     from advisor_studio.video.srt import SubtitleError, parse_srt
 
     if not package.subtitles_srt:
         return []
     try:
-        cues = parse_srt(package.subtitles_srt)
+        return parse_srt(package.subtitles_srt)
     except SubtitleError:
-        return []
-    script_text = normalize_phrase(package.script_revision.body)
-    flagged = []
-    for number, cue in enumerate(cues, start=1):
-        key = normalize_phrase(cue.text)
-        if key and key not in script_text:
-            flagged.append({"cue": number, "start": cue.start_s, "end": cue.end_s, "text": cue.text,
-                            "line": cue.line_no})
-    return flagged
+        return None
+
+
+def subtitle_lines_not_in_script(package: Package) -> list[dict]:
+    """Subtitle cues whose text is not in the approved script (flagged for the reviewer)."""
+    cues = stored_cues(package) or []
+    matches = match_cues([cue.text for cue in cues], package.script_revision.body)
+    return [{"cue": number, "start": cue.start_s, "end": cue.end_s, "text": cue.text, "line": cue.line_no}
+            for number, (cue, match) in enumerate(zip(cues, matches, strict=True), start=1)
+            if match.status == MISSING]
 
 
 def submit_package(package: Package, actor) -> Package:

@@ -1,4 +1,5 @@
-"""SRT subtitle parsing with line-numbered errors, and flattening of cues into a display timeline."""
+"""SRT subtitle parsing with line-numbered errors, writing cues back as SRT, and flattening of cues into a
+display timeline."""
 
 from __future__ import annotations
 
@@ -52,13 +53,52 @@ class Segment:
     lines: tuple[str, ...]
 
 
-def _to_seconds(h: str, m: str, s: str, frac: str | None, line_no: int, raw: str) -> float:
+def _to_seconds(h: str, m: str, s: str, frac: str | None, line_no: int | None, raw: str) -> float:
     if int(m) >= 60 or int(s) >= 60:
         raise SubtitleError(
             "bad_timecode", f"minutes and seconds must be below 60 in {raw.strip()!r}", line_no
         )
     ms = int((frac or "0").ljust(3, "0"))  # "1,5" means 1.5 s, as a decimal fraction
     return int(h) * 3600 + int(m) * 60 + int(s) + ms / 1000.0
+
+
+# A time typed into the cue editor: [H:]MM:SS with optional milliseconds, as in SRT files.
+_RE_TIMESTAMP = re.compile(r"^(?:(\d{1,3}):)?(\d{1,2}):(\d{1,2})(?:[,.](\d{1,3}))?$")
+# What a Chinese input method types in place of ':' and ',' (full-width forms and the ideographic comma).
+_FULLWIDTH_TIME = str.maketrans({"：": ":", "，": ",", "、": ",", "．": ".", "。": "."})
+
+
+def parse_timestamp(text: str) -> float:
+    """Seconds of a typed time such as '00:01:02,500', '1:02:03.5' or '01:02,500' (no hours); full-width
+    ':' and ',' are accepted. Raise SubtitleError('bad_timecode') for anything else."""
+    raw = (text or "").strip().translate(_FULLWIDTH_TIME)
+    m = _RE_TIMESTAMP.match(raw)
+    if not m:
+        raise SubtitleError("bad_timecode", f"{raw[:40]!r} is not a time like 00:01:02,500")
+    h, mm, ss, frac = m.groups()
+    return _to_seconds(h or "0", mm, ss, frac, None, raw)
+
+
+def format_timestamp(seconds: float) -> str:
+    """'HH:MM:SS,mmm', the SRT form of a time in seconds (rounded to the millisecond)."""
+    ms = round(seconds * 1000)
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+
+def is_timing_line(line: str) -> bool:
+    """True when ``line`` would be read as a cue's timing line (so it cannot be a line of cue text)."""
+    return bool(_RE_TIMING.match(line))
+
+
+def serialize_srt(cues) -> str:
+    """SRT text of cues given as (start_s, end_s, text), numbered 1.. in the order given.
+
+    Text lines are written as they are: callers pass cleaned text (no blank or timing lines), which
+    parse_srt reads back unchanged.
+    """
+    blocks = [f"{n}\n{format_timestamp(start)} --> {format_timestamp(end)}\n{text}\n"
+              for n, (start, end, text) in enumerate(cues, start=1)]
+    return "\n".join(blocks)
 
 
 def _parse_timing(line: str, line_no: int) -> tuple[float, float]:

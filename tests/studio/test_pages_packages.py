@@ -128,7 +128,8 @@ def test_edit_package_caption_channels_and_subtitles(app, users):
     state = package_state(app, package_id)
     assert (state["caption"], state["channels"], state["subtitles"].startswith("1\n")) == ("新的文案", [other], True)
     page = client.get(f"/studio/packages/{package_id}")
-    assert [attr(t, "data-cue") for t in by_testid(page, "subtitle-line")] == ["2"]  # not in the script
+    # Cue 2 is not in the script, and the table ends with an empty row for a new cue.
+    assert [attr(t, "data-status") for t in by_testid(page, "cue-row")] == ["match", "missing", "blank"]
     resp = post_form(client, f"/studio/packages/{package_id}", form_of(app, package_id, remove_subtitles="y"))
     assert resp.status_code == 302 and package_state(app, package_id)["subtitles"] is None
 

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from advisor_studio.video.srt import SubtitleError, parse_srt, parse_srt_file, timeline_segments
+from advisor_studio.video.srt import (
+    MAX_CUE_CHARS,
+    SubtitleError,
+    format_timestamp,
+    parse_srt,
+    parse_srt_file,
+    parse_timestamp,
+    serialize_srt,
+    timeline_segments,
+)
 
 BASIC = (
     "1\n00:00:01,000 --> 00:00:02,500\n<i>大家好</i>，我是张三。\n\n"
@@ -140,3 +151,53 @@ def test_parse_srt_file_reads_from_disk(tmp_path):
     f = tmp_path / "a.srt"
     f.write_bytes(BASIC.encode("utf-8"))
     assert len(parse_srt_file(str(f))) == 2
+
+
+# --- the cue editor's side: typed times and writing cues back -------------------------------------
+
+
+@pytest.mark.parametrize(("typed", "seconds"), [
+    ("00:01:02,500", 62.5), ("1:02:03.25", 3723.25), ("01:02,5", 62.5), (" 00:00:07 ", 7.0),
+    ("00：01：02，500", 62.5),  # typed with a Chinese input method
+])
+def test_typed_times_are_read_like_srt_times(typed, seconds):
+    assert parse_timestamp(typed) == seconds
+
+
+@pytest.mark.parametrize("typed", ["", "1.5", "abc", "00:61:00,000", "00:00:60,000", "00:00:01,0000",
+                                   "00:00:01 --> 00:00:02", "-00:00:01,000"])
+def test_anything_else_is_not_a_time(typed):
+    with pytest.raises(SubtitleError) as exc:
+        parse_timestamp(typed)
+    assert exc.value.reason_code == "bad_timecode"
+
+
+def test_times_are_written_as_srt_writes_them():
+    assert format_timestamp(62.5) == "00:01:02,500"
+    assert format_timestamp(3723.0004) == "01:02:03,000"
+    assert format_timestamp(parse_timestamp("00:00:01,001")) == "00:00:01,001"
+
+
+def test_cues_are_written_as_numbered_srt_blocks():
+    srt = serialize_srt([(1.0, 3.0, "分散投资、长期持有"), (3.0, 5.5, "两行\n字幕")])
+    assert srt == ("1\n00:00:01,000 --> 00:00:03,000\n分散投资、长期持有\n\n"
+                   "2\n00:00:03,000 --> 00:00:05,500\n两行\n字幕\n")
+
+
+_line = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), blacklist_characters="<>{}\\"),
+                min_size=1, max_size=20).map(str.strip).filter(bool)
+
+
+# The same examples on every run (a loaded machine must not turn input generation into a failure).
+@settings(max_examples=150, deadline=None, database=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.lists(st.tuples(st.integers(0, 3_600_000), st.integers(1, 60_000),
+                          st.lists(_line, min_size=1, max_size=3).map("\n".join)), max_size=12))
+def test_written_cues_read_back_unchanged(cues):
+    """What the cue editor writes is exactly what the parser (and so the render and the reviewer) reads."""
+    cues = [(start / 1000, (start + length) / 1000, text[:MAX_CUE_CHARS].strip())
+            for start, length, text in sorted(cues, key=lambda c: c[0])]
+    cues = [c for c in cues if "-->" not in c[2]]  # a line that reads as a timing line: the editor refuses it
+    parsed = parse_srt(serialize_srt(cues))
+    assert [(round(c.start_s * 1000), round(c.end_s * 1000), c.text) for c in parsed] == [
+        (round(start * 1000), round(end * 1000), text) for start, end, text in cues]

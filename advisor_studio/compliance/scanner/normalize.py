@@ -267,3 +267,9 @@ def char_class(ch: str) -> str:
         if ch.isdigit():
             return "d"
     return ""
+
+
+def strict_view(text: str) -> View:
+    """Return the strict normalized view of ``text``: ``.text`` is normalize_phrase(text) and ``.span()``
+    maps a slice of it back to offsets in ``text`` (to show where a normalized match came from)."""
+    return _strict_view(text)
