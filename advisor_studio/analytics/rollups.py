@@ -31,6 +31,7 @@ a late account_opened also marks the days of that customer's rejections for a re
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -44,6 +45,9 @@ from advisor_studio.analytics.models import (
     SEGMENT_COUNTED,
     SEGMENT_EMPLOYEE,
     SEGMENT_FRAUD,
+    SLICE_COLUMNS,
+    SLICES,
+    AdvisorDailyRollup,
     DailyRollup,
     DirtyDay,
     FraudFlag,
@@ -203,15 +207,40 @@ def rollup_select(days: list[date]) -> sa.Select:
     return sa.select(*key, *sums, *amounts).group_by(*key)
 
 
-def _replace_days(days: list[date]) -> int:
-    """Delete and re-insert the rollup rows of ``days`` in the current transaction; rows inserted.
+def _slice_select(days: list[date], dimension: str) -> sa.Select:
+    """The AdvisorDailyRollup rows of ``days`` sliced by ``dimension``, summed from analytics_daily."""
+    column = SLICE_COLUMNS.get(dimension)
+    key = [DailyRollup.day, DailyRollup.segment, DailyRollup.advisor_id]
+    if column is not None:
+        key.append(getattr(DailyRollup, column))
+    sums = [sa.cast(sa.func.sum(getattr(DailyRollup, name)), sa.Integer) for name in COUNTERS]
+    amounts = [sa.func.round(sa.func.sum(getattr(DailyRollup, name)), 2) for name in AMOUNTS]
+    return (sa.select(*key, sa.literal(dimension, sa.String), *sums, *amounts)
+            .where(DailyRollup.day.in_(days)).group_by(*key))
 
-    One INSERT ... SELECT: the rows are computed and written by the database, never fetched.
-    """
-    db.session.execute(sa.delete(DailyRollup).where(DailyRollup.day.in_(days))
+
+def _delete_days(conditions: Callable[[sa.ColumnElement], list]) -> None:
+    """Delete the rows of both rollup tables whose ``day`` column meets ``conditions(day)``."""
+    db.session.execute(sa.delete(DailyRollup).where(*conditions(DailyRollup.day))
                        .execution_options(synchronize_session=False))
+    db.session.execute(sa.delete(AdvisorDailyRollup).where(*conditions(AdvisorDailyRollup.day))
+                       .execution_options(synchronize_session=False))
+
+
+def _replace_days(days: list[date]) -> int:
+    """Delete and re-insert the rollup rows of ``days`` (analytics_daily, then its advisor slices) in the
+    current transaction; the analytics_daily rows inserted.
+
+    INSERT ... SELECT throughout: the rows are computed and written by the database, never fetched.
+    """
+    _delete_days(lambda day: [day.in_(days)])
     inserted = db.session.execute(sa.insert(DailyRollup).from_select([*KEY, *COUNTERS, *AMOUNTS], rollup_select(days))
                                   .execution_options(preserve_rowcount=True))
+    for dimension in SLICES:
+        column = SLICE_COLUMNS.get(dimension)
+        db.session.execute(sa.insert(AdvisorDailyRollup).from_select(
+            ["day", "segment", "advisor_id", *([column] if column else []), "dimension", *COUNTERS, *AMOUNTS],
+            _slice_select(days, dimension)))
     return inserted.rowcount
 
 
@@ -317,10 +346,7 @@ def rebuild(date_from: date | None = None, date_to: date | None = None) -> Refre
                         sa.select(Conversion.day.label("day")).where(*_day_bounds(Conversion.day, date_from,
                                                                                   date_to))).subquery()
     days = sorted(set(db.session.scalars(sa.select(raw_days.c.day))))
-    db.session.execute(sa.delete(DailyRollup)
-                       .where(DailyRollup.day.not_in(sa.select(raw_days.c.day)),
-                              *_day_bounds(DailyRollup.day, date_from, date_to))
-                       .execution_options(synchronize_session=False))
+    _delete_days(lambda day: [day.not_in(sa.select(raw_days.c.day)), *_day_bounds(day, date_from, date_to)])
     result = RefreshResult(days=days, fresh_as_of=started if whole else None)
     batches = list(_in_batches(days)) or [[]]
     for number, batch in enumerate(batches):
