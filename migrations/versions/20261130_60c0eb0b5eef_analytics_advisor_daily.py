@@ -70,13 +70,13 @@ def upgrade():
     with op.batch_alter_table('analytics_advisor_daily', schema=None) as batch_op:
         batch_op.create_index('ix_analytics_advisor_daily_advisor_dimension_day', ['advisor_id', 'dimension', 'day'], unique=False)
         batch_op.create_index('ix_analytics_advisor_daily_day', ['day'], unique=False)
-        batch_op.create_index('ix_analytics_advisor_daily_dimension_day', ['dimension', 'day'], unique=False)
+        batch_op.create_index('ix_analytics_advisor_daily_dimension_segment_day', ['dimension', 'segment', 'day'], unique=False)
     _fill()
 
 
 def downgrade():
     with op.batch_alter_table('analytics_advisor_daily', schema=None) as batch_op:
-        batch_op.drop_index('ix_analytics_advisor_daily_dimension_day')
+        batch_op.drop_index('ix_analytics_advisor_daily_dimension_segment_day')
         batch_op.drop_index('ix_analytics_advisor_daily_day')
         batch_op.drop_index('ix_analytics_advisor_daily_advisor_dimension_day')
 
