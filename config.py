@@ -120,6 +120,18 @@ class Config:
         self.REVIEW_CLAIM_MINUTES = _env_int("REVIEW_CLAIM_MINUTES", 30)
         self.REVIEW_SLA_HOURS = {"script": _env_int("REVIEW_SLA_HOURS_SCRIPT", 24),
                                  "package": _env_int("REVIEW_SLA_HOURS_PACKAGE", 48)}
+        # Officers are notified once when an open review comes this close to its due time (0: never).
+        self.REVIEW_DUE_SOON_HOURS = _env_int("REVIEW_DUE_SOON_HOURS", 4)
+        # Notification e-mail (optional): sent by a worker after the event commits, only with MAIL_SERVER set.
+        self.MAIL_SERVER = _env("MAIL_SERVER")
+        self.MAIL_USE_TLS = (_env("MAIL_USE_TLS", "0") or "0").lower() in ("1", "true", "yes")  # STARTTLS
+        self.MAIL_PORT = _env_int("MAIL_PORT", 587 if self.MAIL_USE_TLS else 25)
+        self.MAIL_USERNAME = _env("MAIL_USERNAME")
+        self.MAIL_PASSWORD = _env("MAIL_PASSWORD")
+        self.MAIL_FROM = _env("MAIL_FROM", "advisor-studio@localhost")
+        self.MAIL_TIMEOUT_SECONDS = _env_int("MAIL_TIMEOUT_SECONDS", 10)
+        if self.MAIL_SERVER and not 0 < self.MAIL_PORT < 65536:
+            raise RuntimeError(f"MAIL_PORT must be a TCP port, got {self.MAIL_PORT}")
         self.RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
         # Requests per partner API key (Flask-Limiter syntax); 429 in the contract's error shape beyond it.
         self.PARTNER_API_RATE_LIMIT = _env("PARTNER_API_RATE_LIMIT", "600 per minute")

@@ -158,6 +158,7 @@ def create_app(config=None) -> Flask:
     from advisor_studio.core.routes import bp as core_bp
     from advisor_studio.distribution.routes import bp as distribution_bp
     from advisor_studio.integrity.routes import bp as integrity_bp
+    from advisor_studio.notifications.routes import bp as notifications_bp
     from advisor_studio.referrals.api import bp as referrals_api_bp
     from advisor_studio.referrals.qr import bp as referral_qr_bp
     from advisor_studio.referrals.redirect import bp as redirect_bp
@@ -182,6 +183,7 @@ def create_app(config=None) -> Flask:
     app.register_blueprint(content_performance_bp)
     app.register_blueprint(reconciliation_bp)
     app.register_blueprint(analytics_bp)
+    app.register_blueprint(notifications_bp)
     from advisor_studio.distribution import api as partner_api
 
     partner_api.init_app(app)
@@ -237,6 +239,8 @@ def _import_models() -> None:
     from advisor_studio.distribution import tasks as distribution_tasks  # noqa: F401
     from advisor_studio.integrity import models as integrity_models  # noqa: F401
     from advisor_studio.integrity import tasks as integrity_tasks  # noqa: F401
+    from advisor_studio.notifications import models as notifications_models  # noqa: F401
+    from advisor_studio.notifications import tasks as notifications_tasks  # noqa: F401
     from advisor_studio.referrals import models as referrals_models  # noqa: F401
     from advisor_studio.referrals import tasks as referrals_tasks  # noqa: F401
     from advisor_studio.studio import models as studio_models  # noqa: F401

@@ -90,6 +90,9 @@ def celery_init_app(app: Flask) -> Celery:
             "refresh-rollups": {"task": "advisor_studio.analytics.refresh_rollups",
                                 "schedule": float(app.config.get("ANALYTICS_REFRESH_INTERVAL_SECONDS") or 60),
                                 "options": {"expires": 55}},
+            # Officers are told once about each open review nearing its due time (notifications).
+            "notify-reviews-due-soon": {"task": "advisor_studio.notifications.notify_reviews_due_soon",
+                                        "schedule": 300.0, "options": {"expires": 290}},
             "audit-verify": {"task": "advisor_studio.core.verify_audit_chain",
                              "schedule": float(app.config.get("AUDIT_VERIFY_INTERVAL_SECONDS") or 86400)},
         },

@@ -148,6 +148,7 @@ def seed_demo():
 def lexicon_import(file: Path, note: str):
     """Merge FILE.csv (phrase,kind,severity,note[,category,platforms,group]) into the lexicon as one version."""
     from advisor_studio.compliance import services as compliance
+    from advisor_studio.compliance.models import NOTE_IMPORT_FILE
 
     try:
         data = file.read_bytes()
@@ -155,7 +156,11 @@ def lexicon_import(file: Path, note: str):
         click.echo(f"cannot read {file}: {exc.strerror or exc}", err=True)
         raise SystemExit(1) from exc
     try:
-        version, counts = compliance.import_csv(data, actor="cli", note=note or f"import of {file.name}")
+        if note:
+            version, counts = compliance.import_csv(data, actor="cli", note=note)
+        else:
+            version, counts = compliance.import_csv(data, actor="cli", note=f"import of {file.name}",
+                                                    note_code=NOTE_IMPORT_FILE, note_args={"file": file.name})
     except DomainError as err:
         db.session.rollback()
         click.echo(err.message, err=True)

@@ -31,6 +31,21 @@ class ValidationError(DomainError):
     code = "invalid"
 
 
+class ValidationErrors(ValidationError):
+    """Several problems found at once (a form with more than one bad field): each stays in ``errors``,
+    so a page can show every one of them next to its field in a single answer."""
+
+    code = "invalid_fields"
+
+    def __init__(self, errors: list[DomainError]):
+        fields: dict[str, str] = {}
+        for err in errors:
+            for name, why in err.fields.items():
+                fields.setdefault(name, why)
+        super().__init__(" ".join(err.message for err in errors), fields=fields)
+        self.errors = list(errors)
+
+
 class PermissionDenied(DomainError):
     status = 403
     code = "forbidden"

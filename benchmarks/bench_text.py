@@ -1,8 +1,9 @@
-"""Benchmark the two text diffs and the SRT parser; prints figures only (no targets asserted).
+"""Benchmark the text diff (studio.textdiff, the one diff of the studio and the review page) and the
+SRT parser; prints figures only (no targets asserted).
 
-The speed checks that used to sit in tests/studio/test_textdiff.py, tests/compliance/test_diff.py
-and tests/video/test_srt.py live here, as ratios against a baseline run in the same process, so a
-loaded CI machine cannot fail the suite and a slow change still shows up in the figures.
+The speed checks that used to sit in tests/studio/test_textdiff.py and tests/video/test_srt.py live
+here, as ratios against a baseline run in the same process, so a loaded CI machine cannot fail the
+suite and a slow change still shows up in the figures.
 
 - Diffs: 20,000 Chinese characters with 1 / 100 / 2,000 edits and a full rewrite, against a plain
   difflib.SequenceMatcher(autojunk=False).get_opcodes() over the same pair of character sequences.
@@ -24,8 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from advisor_studio.compliance import diff as compliance_diff  # noqa: E402
-from advisor_studio.studio import textdiff as studio_diff  # noqa: E402
+from advisor_studio.studio import textdiff  # noqa: E402
 from advisor_studio.video.srt import parse_srt, timeline_segments  # noqa: E402
 
 # The same generated texts as the diff tests, so the figures describe what the tests check.
@@ -61,14 +61,12 @@ def main() -> None:
     old = chinese(rng, CHARS)
     cases = {"1 edit": edit(rng, old, 1), "100 edits": edit(rng, old, 100),
              "2000 edits": edit(rng, old, 2000), "rewritten": chinese(rng, CHARS)}
-    print(f"text diffs, {CHARS} characters, best of {repeats} (speed-up = difflib opcodes / ours; difflib run once)")
+    print(f"text diff, {CHARS} characters, best of {repeats} (speed-up = difflib opcodes / ours; difflib run once)")
     for name, new in cases.items():
         base = best_of(lambda n=new: difflib.SequenceMatcher(None, old, n, autojunk=False).get_opcodes(), 1)
-        studio = best_of(lambda n=new: studio_diff.side_by_side(old, n), repeats)
-        compliance = best_of(lambda n=new: compliance_diff.side_by_side(old, n), repeats)
-        print(f"  {name:>11}: difflib {base * 1000:8.1f} ms | studio {studio * 1000:8.1f} ms "
-              f"({base / studio:6.0f}x faster) | compliance {compliance * 1000:8.1f} ms "
-              f"({base / compliance:6.0f}x faster)")
+        ours = best_of(lambda n=new: textdiff.side_by_side(old, n), repeats)
+        print(f"  {name:>11}: difflib {base * 1000:8.1f} ms | side_by_side {ours * 1000:8.1f} ms "
+              f"({base / ours:6.0f}x faster)")
 
     text = big_srt(SRT_CUES)
     base = best_of(lambda: TIMECODE_RE.findall(text), repeats)

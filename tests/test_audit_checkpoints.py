@@ -6,9 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -19,13 +18,15 @@ from advisor_studio import audit, checkpoints
 from advisor_studio.audit import AuditEntry, AuditHead
 from advisor_studio.core import tasks as core_tasks
 from advisor_studio.extensions import db
-from tests.conftest import ROOT, subprocess_env
 from tests.test_audit import _record_some
 
 
-def _flask(app, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT,
-                          env=subprocess_env(app), capture_output=True, text=True, timeout=120)
+def _flask(app, *args: str) -> SimpleNamespace:
+    """``flask <args>`` against ``app``, in-process (the commands' code, without a Python start-up each)."""
+    result = app.test_cli_runner().invoke(args=list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
 
 
 def _as_dba(change) -> None:

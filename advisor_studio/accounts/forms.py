@@ -43,18 +43,6 @@ def _role_choices():
     return [SelectChoice(k, v) for k, v in ROLE_LABELS.items()]
 
 
-class UserCreateForm(FlaskForm):
-    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=EMAIL_MAX)])
-    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=NAME_MAX)])
-    password = PasswordField(_l("Initial password"), validators=[DataRequired(), Length(min=10, max=128)])
-    roles = MultiCheckboxField(_l("Roles"), choices=_role_choices(), validators=[DataRequired()])
-    sac_number = StringField(
-        _l("SAC registration no."), validators=[Optional(), Length(max=14)],
-        description=_l("Advisors only: the letter S followed by 13 digits."),
-    )
-    bio = TextAreaField(_l("Bio"), validators=[Optional(), Length(max=2000)])
-
-
 def _optional_id(value):
     """"" (no choice) -> None; a select's value otherwise an int (ValueError makes it an invalid choice)."""
     if value is None or value == "":
@@ -62,12 +50,29 @@ def _optional_id(value):
     return int(value)
 
 
+def _partner_field():
+    # MCN users only; the view fills the choices with the partners (distribution.queries.partner_choices).
+    return SelectField(_l("Partner"), coerce=_optional_id, choices=[], validators=[Optional()],
+                       description=_l("The MCN agency this user works for; they see only its assets."))
+
+
+class UserCreateForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=EMAIL_MAX)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=NAME_MAX)])
+    password = PasswordField(_l("Initial password"), validators=[DataRequired(), Length(min=10, max=128)])
+    roles = MultiCheckboxField(_l("Roles"), choices=_role_choices(), validators=[DataRequired()])
+    partner_id = _partner_field()
+    sac_number = StringField(
+        _l("SAC registration no."), validators=[Optional(), Length(max=14)],
+        description=_l("Advisors only: the letter S followed by 13 digits."),
+    )
+    bio = TextAreaField(_l("Bio"), validators=[Optional(), Length(max=2000)])
+
+
 class UserEditForm(FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=NAME_MAX)])
     roles = MultiCheckboxField(_l("Roles"), choices=_role_choices(), validators=[DataRequired()])
-    # MCN users only; the view fills the choices with the partners (distribution.queries.partner_choices).
-    partner_id = SelectField(_l("Partner"), coerce=_optional_id, choices=[], validators=[Optional()],
-                             description=_l("The MCN agency this user works for; they see only its assets."))
+    partner_id = _partner_field()
     real_name = StringField(_l("Real name (shown on videos)"), validators=[Optional(), Length(max=NAME_MAX)])
     sac_number = StringField(_l("SAC registration no."), validators=[Optional(), Length(max=14)])
     bio = TextAreaField(_l("Bio"), validators=[Optional(), Length(max=2000)])

@@ -14,6 +14,7 @@ from advisor_studio.accounts.models import (
     RoleEvent,
     RoleGrantRequest,
     User,
+    UserRole,
 )
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.extensions import db
@@ -32,6 +33,16 @@ def held_admin_recently(user: User, now: datetime | None = None) -> bool:
         RoleEvent.at > cutoff))) or False
     user._held_admin_recently = found  # one query per request, however often the page asks
     return found
+
+
+def recent_admin_ids(now: datetime | None = None) -> sa.CompoundSelect:
+    """held_admin_recently as SQL: ids of users who hold admin now or revoked it within
+    ADMIN_REVIEW_COOLDOWN_DAYS (for "who may decide reviews" over many users in one statement)."""
+    cutoff = (now or utcnow()) - timedelta(days=current_app.config["ADMIN_REVIEW_COOLDOWN_DAYS"])
+    return sa.union(
+        sa.select(UserRole.user_id).where(UserRole.role == "admin"),
+        sa.select(RoleEvent.user_id).where(RoleEvent.role == "admin", RoleEvent.action == ROLE_REVOKED,
+                                           RoleEvent.at > cutoff))
 
 
 def pending_grant_requests(user_id: int | None = None) -> list[RoleGrantRequest]:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
-from flask_babel import format_datetime
+from flask_babel import format_datetime, ngettext
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
@@ -297,30 +297,6 @@ def users():
     return render_template("accounts/users.html", page=page, q=q, role=role, status=status)
 
 
-@bp.route("/admin/users/new", methods=["GET", "POST"])
-@roles_required("admin")
-@step_up_required
-def user_new():
-    require(can_manage_users(current_user))
-    form = UserCreateForm()
-    if form.validate_on_submit():
-        try:
-            user = services.create_user(
-                email=form.email.data, password=form.password.data, roles=form.roles.data,
-                name=form.name.data, sac_number=form.sac_number.data or None, bio=form.bio.data or "",
-                actor=current_user,
-            )
-        except DomainError as err:
-            db.session.rollback()
-            _flash_domain_error(err, form)
-        else:
-            db.session.commit()
-            flash(_("User %(email)s created.", email=user.email), "success")
-            return redirect(url_for("accounts.user_edit", user_id=user.id))
-    status = 400 if request.method == "POST" else 200
-    return render_template("accounts/user_form.html", form=form, user=None), status
-
-
 def _with_partner_choices(form):
     from advisor_studio.distribution.queries import partner_choices
 
@@ -328,16 +304,64 @@ def _with_partner_choices(form):
     return form
 
 
-def _update_partner_membership(user: User, partner_id: int | None) -> None:
-    """An mcn user's partner follows the select; a user without the mcn role belongs to none."""
-    from advisor_studio.distribution import services as distribution
-    from advisor_studio.distribution.models import Partner
+def _show_problems(form, err: DomainError | None = None) -> None:
+    """Put every problem the services found next to its field, in one answer; a field that already
+    shows a problem of the form's own checks keeps that one. What no field shows goes to the top."""
+    for one in (getattr(err, "errors", None) or [err]) if err is not None else []:
+        named = [name for name in one.fields if name in form and name != "csrf_token"]
+        for name in named:
+            if not form[name].errors:
+                form[name].errors = [one.message]
+        if not named:
+            flash(one.message, "danger")
+    count = sum(1 for f in form if f.errors)
+    if count:
+        flash(ngettext("Correct the field marked below; nothing was saved.",
+                       "Correct the %(num)d fields marked below; nothing was saved.", count), "danger")
 
-    partner = db.session.get(Partner, partner_id) if partner_id is not None else None
-    if "mcn" in user.roles or (partner_id is not None and partner_id != user.partner_id):
-        distribution.set_user_partner(user, partner, actor=current_user)  # refuses a non-mcn user clearly
-    elif user.partner_id is not None:
-        distribution.set_user_partner(user, None, actor=current_user)  # the mcn role went, and with it the partner
+
+def _advisor_values(form, roles) -> dict:
+    """The advisor-profile fields count only for advisors: for anyone else they are ignored, and
+    cleared on the page. None means "not sent" (the stored value stays when editing)."""
+    names = [name for name in ("sac_number", "real_name", "bio") if name in form]
+    if "advisor" not in roles:
+        for name in names:
+            form[name].data = ""
+        return dict.fromkeys(names)
+    values = {name: form[name].data for name in names}
+    if "real_name" in values:
+        values["real_name"] = values["real_name"] or None  # empty: the stored real name, or the user's name
+    return values
+
+
+@bp.route("/admin/users/new", methods=["GET", "POST"])
+@roles_required("admin")
+@step_up_required
+def user_new():
+    require(can_manage_users(current_user))
+    form = _with_partner_choices(UserCreateForm())
+    if not form.is_submitted():
+        return render_template("accounts/user_form.html", form=form, user=None)
+    # The form's own checks and every service check run, so the page names all problems at once.
+    shape_ok = form.validate()
+    roles = list(form.roles.data or [])
+    values = {"email": form.email.data or "", "password": form.password.data or "", "roles": roles,
+              "name": form.name.data or "", "partner_id": form.partner_id.data, **_advisor_values(form, roles)}
+    try:
+        if not shape_ok:
+            services.check_new_user(**values)
+        else:
+            user = services.create_user(**values, actor=current_user)
+    except DomainError as err:
+        db.session.rollback()
+        _show_problems(form, err)
+    else:
+        if shape_ok:
+            db.session.commit()
+            flash(_("User %(email)s created.", email=user.email), "success")
+            return redirect(url_for("accounts.user_edit", user_id=user.id))
+        _show_problems(form)
+    return render_template("accounts/user_form.html", form=form, user=None), 400
 
 
 def _render_user_form(user: User, form, status: int = 200, reset_form=None):
@@ -363,30 +387,33 @@ def user_edit(user_id: int):
             form.real_name.data = user.advisor_profile.real_name
             form.sac_number.data = user.advisor_profile.sac_number
             form.bio.data = user.advisor_profile.bio
-    if form.validate_on_submit():
-        try:
-            services.update_user(
-                user, name=form.name.data, roles=form.roles.data,
-                sac_number=form.sac_number.data or None, real_name=form.real_name.data or None,
-                bio=form.bio.data, actor=current_user,
-            )
-            _update_partner_membership(user, form.partner_id.data)
-        except DomainError as err:
-            db.session.rollback()
-            if err.code == "self_grant":
-                # The change is refused; the attempt itself is kept in the audit trail.
-                services.record_refused_role_change(user, actor=current_user, roles=form.roles.data,
-                                                    reason=err.code)
-                db.session.commit()
-            _flash_domain_error(err, form)
-            return _render_user_form(user, form, err.status)
-        db.session.commit()
-        flash(_("Changes saved."), "success")
-        if queries.pending_grant_requests(user.id):
-            flash(_("Compliance and admin roles wait for a second admin's confirmation."), "info")
-        return redirect(url_for("accounts.user_edit", user_id=user.id))
-    status = 400 if request.method == "POST" else 200
-    return _render_user_form(user, form, status)
+        return _render_user_form(user, form)
+    shape_ok = form.validate()
+    roles = list(form.roles.data or [])
+    # A partner_id not sent keeps the user's partner (the form was filled from the user).
+    values = {"name": form.name.data or "", "roles": roles, "partner_id": form.partner_id.data,
+              **_advisor_values(form, roles)}
+    try:
+        if not shape_ok:
+            services.check_user_update(user, **values, actor=current_user)
+        else:
+            services.update_user(user, **values, actor=current_user)
+    except DomainError as err:
+        db.session.rollback()
+        if err.code == "self_grant":
+            # The change is refused; the attempt itself is kept in the audit trail.
+            services.record_refused_role_change(user, actor=current_user, roles=roles, reason=err.code)
+            db.session.commit()
+        _show_problems(form, err)
+        return _render_user_form(user, form, err.status)
+    if not shape_ok:
+        _show_problems(form)
+        return _render_user_form(user, form, 400)
+    db.session.commit()
+    flash(_("Changes saved."), "success")
+    if queries.pending_grant_requests(user.id):
+        flash(_("Compliance and admin roles wait for a second admin's confirmation."), "info")
+    return redirect(url_for("accounts.user_edit", user_id=user.id))
 
 
 @bp.route("/admin/users/<int:user_id>/reset-password", methods=["POST"])

@@ -34,7 +34,7 @@ from advisor_studio.accounts.models import (
     new_session_token,
 )
 from advisor_studio.dbtypes import utcnow
-from advisor_studio.errors import Conflict, PermissionDenied, ValidationError
+from advisor_studio.errors import Conflict, PermissionDenied, ValidationError, ValidationErrors
 from advisor_studio.extensions import db
 
 PASSWORD_MIN = passwords.MIN_LENGTH
@@ -125,6 +125,9 @@ def _check_roles(roles) -> list[str]:
 
 def _check_sac(sac_number: str | None, user: User | None = None) -> str:
     sac_number = (sac_number or "").strip().upper()
+    if not sac_number:
+        raise ValidationError(_("Advisors need a SAC registration number."),
+                              fields={"sac_number": _("required")}, code="sac_required")
     if not is_valid_sac_number(sac_number):
         raise ValidationError(
             _("SAC registration number must be the letter S followed by 13 digits."),
@@ -139,24 +142,96 @@ def _check_sac(sac_number: str | None, user: User | None = None) -> str:
     return sac_number
 
 
-def create_user(*, email: str, password: str, roles, name: str | None = None, sac_number: str | None = None,
-                bio: str = "", actor=None) -> User:
-    """Create a user with roles; advisors need a valid SAC number (their profile is created too)."""
-    email = normalize_email(email)
-    roles = _check_roles(roles)
-    name = _check_name(name or email.split("@")[0])
-    _check_password(password, email=email, name=name)
+def _check_unused_email(email: str) -> None:
     if find_user_by_email(email) is not None:
         raise Conflict(_("A user with email %(email)s already exists.", email=email),
                        fields={"email": _("already in use")})
-    sac = None
-    if "advisor" in roles:
-        sac = _check_sac(sac_number)
-    elif sac_number:
-        raise ValidationError(_("Only advisors have a SAC registration number."),
-                              fields={"sac_number": _("advisors only")})
+
+
+def _check_bio(bio: str | None) -> None:
     if len(bio or "") > BIO_MAX:
         raise ValidationError(_("Bio is too long."), fields={"bio": _("too long")})
+
+
+# ``partner_id`` of create_user / update_user when the caller does not manage partner membership
+# (the CLI, seed-demo, tests of other features); the admin user form always passes it.
+PARTNER_NOT_GIVEN = object()
+
+
+def _check_partner(roles: list[str], partner_id, user: User | None = None):
+    """The partner an mcn user must belong to (None for other roles); refuses a partner for others."""
+    from advisor_studio.distribution.models import Partner
+
+    if "mcn" in roles:
+        if partner_id is None:
+            raise ValidationError(
+                _("An MCN partner user must belong to a partner: choose it (create the partner first if it "
+                  "is not in the list)."), fields={"partner_id": _("required")}, code="partner_required")
+        partner = db.session.get(Partner, partner_id)
+        if partner is None:
+            raise ValidationError(_("This partner does not exist."), fields={"partner_id": _("unknown partner")})
+        return partner
+    # Without the mcn role the user belongs to no partner. The partner they had when the mcn role goes
+    # is let go quietly; naming a new one is a mistake worth saying.
+    if partner_id is not None and (user is None or partner_id != user.partner_id):
+        raise ValidationError(_("Only users holding the MCN partner role can belong to a partner."),
+                              fields={"partner_id": _("not an mcn user")}, code="not_mcn_user")
+    return None
+
+
+class _Checks:
+    """Runs every check of a form and keeps each failure, so one answer names all of them."""
+
+    def __init__(self) -> None:
+        self.errors: list = []
+
+    def run(self, check, *args, **kwargs):
+        try:
+            return check(*args, **kwargs)
+        except (ValidationError, Conflict) as err:
+            self.errors.append(err)
+            return None
+
+    def raise_any(self) -> None:
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise ValidationErrors(self.errors)
+
+
+def check_new_user(*, email: str, password: str, roles, name: str | None = None, sac_number: str | None = None,
+                   bio: str | None = "", partner_id=PARTNER_NOT_GIVEN) -> dict:
+    """Every check of a new user at once: the cleaned values, or one error naming each problem."""
+    checks = _Checks()
+    clean_email = checks.run(normalize_email, email)
+    clean_roles = checks.run(_check_roles, roles)
+    clean_name = None
+    if name or clean_email:  # without a name the email's local part is used; a bad email is reported once
+        clean_name = checks.run(_check_name, name or clean_email.split("@")[0])
+    checks.run(_check_password, password, email=clean_email or email, name=clean_name or name)
+    if clean_email:
+        checks.run(_check_unused_email, clean_email)
+    sac = None
+    if clean_roles and "advisor" in clean_roles:
+        sac = checks.run(_check_sac, sac_number)
+    elif sac_number:
+        checks.errors.append(ValidationError(_("Only advisors have a SAC registration number."),
+                                             fields={"sac_number": _("advisors only")}))
+    checks.run(_check_bio, bio)
+    partner = None
+    if partner_id is not PARTNER_NOT_GIVEN and clean_roles is not None:
+        partner = checks.run(_check_partner, clean_roles, partner_id)
+    checks.raise_any()
+    return {"email": clean_email, "roles": clean_roles, "name": clean_name, "sac": sac, "partner": partner}
+
+
+def create_user(*, email: str, password: str, roles, name: str | None = None, sac_number: str | None = None,
+                bio: str | None = "", actor=None, partner_id=PARTNER_NOT_GIVEN) -> User:
+    """Create a user with roles; advisors need a valid SAC number (their profile is created too), and
+    when ``partner_id`` is given an mcn user joins that partner. Every problem is reported at once."""
+    clean = check_new_user(email=email, password=password, roles=roles, name=name, sac_number=sac_number,
+                           bio=bio, partner_id=partner_id)
+    email, roles, name, sac = clean["email"], clean["roles"], clean["name"], clean["sac"]
 
     # An admin on the web only requests compliance and admin; operator bootstrap (`flask users create`,
     # seed-demo) has no second admin to ask and grants directly.
@@ -175,6 +250,10 @@ def create_user(*, email: str, password: str, roles, name: str | None = None, sa
         _role_event(user, role, ROLE_GRANTED, actor)
     for role in requested:
         request_role_grant(user, role, actor=actor)
+    if clean["partner"] is not None:
+        from advisor_studio.distribution import services as distribution
+
+        distribution.set_user_partner(user, clean["partner"], actor=actor)
     return user
 
 
@@ -251,18 +330,49 @@ def record_refused_role_change(user: User, *, actor, roles, reason: str) -> None
                  details={"roles": sorted(set(roles or [])), "reason": reason})
 
 
+def check_user_update(user: User, *, name: str, roles, sac_number: str | None = None,
+                      real_name: str | None = None, bio: str | None = None, actor=None,
+                      partner_id=PARTNER_NOT_GIVEN) -> dict:
+    """Every check of a change to ``user`` at once: the cleaned values, or one error naming each problem.
+
+    Granting oneself a role is refused outright (PermissionDenied), not listed with the others.
+    """
+    checks = _Checks()
+    name = checks.run(_check_name, name)
+    clean_roles = checks.run(_check_roles, roles)
+    if clean_roles is not None:
+        if _is_self(actor, user) and "admin" in user.roles and "admin" not in clean_roles:
+            checks.errors.append(ValidationError(_("You cannot remove your own admin role."),
+                                                 fields={"roles": _("own admin role")}))
+        elif _is_self(actor, user) and any(r not in user.roles for r in clean_roles):
+            raise PermissionDenied(_("You cannot grant a role to yourself."), fields={"roles": _("own roles")},
+                                   code="self_grant")
+    profile = user.advisor_profile
+    sac = real = None
+    if clean_roles is not None and "advisor" in clean_roles:
+        sac = checks.run(_check_sac, sac_number if sac_number is not None else
+                         (profile.sac_number if profile else None), user)
+        real = checks.run(_check_name, real_name if real_name is not None else
+                          (profile.real_name if profile else name or user.name), "real_name")
+        checks.run(_check_bio, bio)
+    partner = None
+    if partner_id is not PARTNER_NOT_GIVEN and clean_roles is not None:
+        partner = checks.run(_check_partner, clean_roles, partner_id, user)
+    checks.raise_any()
+    return {"name": name, "roles": clean_roles, "sac": sac, "real_name": real, "partner": partner}
+
+
 def update_user(user: User, *, name: str, roles, sac_number: str | None = None, real_name: str | None = None,
-                bio: str | None = None, actor=None) -> User:
-    """Change a user's name, roles and advisor profile; records what changed."""
-    name = _check_name(name)
-    roles = _check_roles(roles)
-    if _is_self(actor, user) and "admin" in user.roles and "admin" not in roles:
-        raise ValidationError(_("You cannot remove your own admin role."), fields={"roles": _("own admin role")})
+                bio: str | None = None, actor=None, partner_id=PARTNER_NOT_GIVEN) -> User:
+    """Change a user's name, roles, advisor profile and (when ``partner_id`` is given) partner; records
+    what changed. Every problem with the values is reported at once, before anything changes."""
+    clean = check_user_update(user, name=name, roles=roles, sac_number=sac_number, real_name=real_name, bio=bio,
+                              actor=actor, partner_id=partner_id)
+    name, sac, real, partner, profile = (clean["name"], clean["sac"], clean["real_name"], clean["partner"],
+                                         user.advisor_profile)
+    roles = clean["roles"]
     old_roles = sorted(user.roles)
     added = [r for r in roles if r not in old_roles]
-    if added and _is_self(actor, user):
-        raise PermissionDenied(_("You cannot grant a role to yourself."), fields={"roles": _("own roles")},
-                               code="self_grant")
     changes: dict = {}
     if name != user.name:
         changes["name"] = [user.name, name]
@@ -285,13 +395,6 @@ def update_user(user: User, *, name: str, roles, sac_number: str | None = None, 
     if requested:
         changes["roles_requested"] = requested
     if "advisor" in roles:
-        sac = _check_sac(sac_number if sac_number is not None else
-                         (user.advisor_profile.sac_number if user.advisor_profile else None), user)
-        real = _check_name(real_name if real_name is not None else
-                           (user.advisor_profile.real_name if user.advisor_profile else name), "real_name")
-        if bio is not None and len(bio) > BIO_MAX:
-            raise ValidationError(_("Bio is too long."), fields={"bio": _("too long")})
-        profile = user.advisor_profile
         if profile is None:
             user.advisor_profile = AdvisorProfile(real_name=real, sac_number=sac, bio=bio or "")
             changes["advisor_profile"] = {"sac_number": sac, "real_name": real}
@@ -303,6 +406,10 @@ def update_user(user: User, *, name: str, roles, sac_number: str | None = None, 
     db.session.flush()
     if changes:
         audit.record("user.updated", "user", user.id, actor=actor, details=changes)
+    if partner_id is not PARTNER_NOT_GIVEN and (partner is not None or user.partner_id is not None):
+        from advisor_studio.distribution import services as distribution
+
+        distribution.set_user_partner(user, partner, actor=actor)  # audited there; a no-op when unchanged
     return user
 
 

@@ -26,6 +26,15 @@ _OPEN_SCRIPT_REVIEW = sa.text("stage = 'script' AND decision IS NULL AND superse
 _UNVOIDED_PACKAGE_APPROVAL = sa.text("stage = 'package' AND voided_at IS NULL")
 
 
+# What made a lexicon version, when the system wrote its note (LexiconVersion.note_code).
+NOTE_DEFAULT = "default"  # the bundled default lexicon was loaded
+NOTE_ADD = "add"  # {"phrase"}
+NOTE_EDIT = "edit"  # {"phrase"}
+NOTE_REMOVE = "remove"  # {"phrase", "reason"}
+NOTE_IMPORT = "import"  # {"rows"}: a CSV imported without a note
+NOTE_IMPORT_FILE = "import_file"  # {"file"}: a file imported on the command line without a note
+
+
 class LexiconVersion(db.Model):
     """One state of the lexicon; every change (add, edit, remove, import) makes a new version."""
 
@@ -33,7 +42,12 @@ class LexiconVersion(db.Model):
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     number: so.Mapped[int] = so.mapped_column(unique=True)
+    # The note as recorded (English for the notes the system writes; what a person typed otherwise).
     note: so.Mapped[str] = so.mapped_column(sa.String(500), default="")
+    # For a note the system wrote: its code (NOTE_*) and parameters, rendered in the reader's language
+    # (compliance.queries.version_note). NULL for a typed note and for versions made before codes existed.
+    note_code: so.Mapped[str | None] = so.mapped_column(sa.String(16))
+    note_args: so.Mapped[dict | None] = so.mapped_column(sa.JSON)
     created_by_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id"))
     created_at: so.Mapped[datetime] = so.mapped_column(UTCDateTime, default=utcnow)
     entry_count: so.Mapped[int] = so.mapped_column(default=0)
@@ -131,6 +145,11 @@ class Review(db.Model):
     @property
     def is_open(self) -> bool:
         return self.decision is None and self.superseded_at is None
+
+    @property
+    def subject(self):
+        """What this review is about: the package (final review) or the script (pre-approval)."""
+        return self.package if self.stage == STAGE_PACKAGE else self.script
 
 
 class ReviewComment(db.Model):

@@ -27,9 +27,25 @@ def can_view_review(user, review) -> bool:
     return _signed_in(user) and review is not None and (is_officer(user) or review.author_id == user.id)
 
 
+def in_discussion(subject) -> bool:
+    """Whether a script or package is still in discussion with compliance (studio.models *_IN_DISCUSSION)."""
+    from advisor_studio.studio.models import PACKAGE_IN_DISCUSSION, SCRIPT_IN_DISCUSSION, Package
+
+    if subject is None:
+        return False
+    return subject.status in (PACKAGE_IN_DISCUSSION if isinstance(subject, Package) else SCRIPT_IN_DISCUSSION)
+
+
+def can_reply(user, subject) -> bool:
+    """The author (still an advisor) answers comments on the review rounds of their own script or
+    package while it is in discussion; approved, rejected, withdrawn or archived content takes no replies."""
+    return (_signed_in(user) and subject is not None and subject.author_id == user.id and user.has_role("advisor")
+            and in_discussion(subject))
+
+
 def can_comment(user, review) -> bool:
-    """Officers comment on any review, the author replies on their own."""
-    return can_view_review(user, review)
+    """Officers comment on any review; the author replies on their own while it is in discussion."""
+    return _signed_in(user) and review is not None and (is_officer(user) or can_reply(user, review.subject))
 
 
 def can_decide(user, review) -> bool:

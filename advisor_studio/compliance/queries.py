@@ -4,16 +4,27 @@ and grouped counts), so a page costs the same number of SQL statements at any si
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
+from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from advisor_studio.accounts.models import User
 from advisor_studio.compliance import approvals, reasons, services
-from advisor_studio.compliance.diff import highlight, side_by_side, usable_findings
+from advisor_studio.compliance.highlight import mark_findings, usable_findings
 from advisor_studio.compliance.models import (
+    NOTE_ADD,
+    NOTE_DEFAULT,
+    NOTE_EDIT,
+    NOTE_IMPORT,
+    NOTE_IMPORT_FILE,
+    NOTE_REMOVE,
     STAGE_PACKAGE,
+    STAGE_SCRIPT,
     STAGES,
     Approval,
     LexiconRule,
@@ -24,6 +35,7 @@ from advisor_studio.compliance.models import (
 from advisor_studio.compliance.permissions import can_comment, can_decide, is_officer
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.extensions import db
+from advisor_studio.studio.textdiff import side_by_side
 
 AGE_BUCKETS = ("lt24", "24to72", "gt72")
 # Fields a comment can be anchored to by selecting text (services.add_comment resolves them).
@@ -183,38 +195,125 @@ def load_review(review_id: int) -> Review | None:
     return db.session.scalars(stmt).unique().one_or_none()
 
 
-def previous_reviewed_revision(review: Review):
-    """The latest earlier revision of the same script that received a decision, if any."""
-    from advisor_studio.studio.models import ScriptRevision
-
-    current = review.script_revision
-    stmt = (sa.select(ScriptRevision)
-            .join(Review, Review.script_revision_id == ScriptRevision.id)
-            .where(ScriptRevision.script_id == review.script_id, ScriptRevision.number < current.number,
-                   Review.decision.is_not(None))
-            .order_by(ScriptRevision.number.desc()).limit(1))
-    return db.session.scalars(stmt).first()
-
-
 def approval_of(review: Review) -> Approval | None:
     """The approval a review granted, if it did."""
     return db.session.scalars(sa.select(Approval).where(Approval.review_id == review.id)).first()
 
 
-def comment_threads(comments: list[ReviewComment]) -> list[tuple[ReviewComment, int]]:
-    """Comments in thread order (each reply under its parent) with their depth, capped for display."""
-    children: dict[int | None, list[ReviewComment]] = {}
-    ids = {c.id for c in comments}
-    for comment in comments:
-        parent = comment.parent_id if comment.parent_id in ids else None
-        children.setdefault(parent, []).append(comment)
-    ordered: list[tuple[ReviewComment, int]] = []
-    stack = [(c, 0) for c in reversed(children.get(None, []))]
-    while stack:
-        comment, depth = stack.pop()
-        ordered.append((comment, min(depth, 4)))
-        stack.extend((c, depth + 1) for c in reversed(children.get(comment.id, [])))
-    return ordered
+# --- comment threads and rounds -----------------------------------------------------------------
+
+
+@dataclass
+class Thread:
+    """A comment and the replies to it, each a thread of its own, oldest first."""
+
+    comment: ReviewComment
+    replies: list[Thread] = field(default_factory=list)
+
+
+def comment_threads(comments: list[ReviewComment]) -> list[Thread]:
+    """A review's comments as threads: each reply under the comment it answers, oldest first (a reply
+    whose parent is not among ``comments`` starts a thread of its own)."""
+    nodes = {c.id: Thread(c) for c in comments}
+    roots: list[Thread] = []
+    for comment in sorted(comments, key=lambda c: c.id):
+        parent = nodes.get(comment.parent_id) if comment.parent_id else None
+        (parent.replies if parent is not None else roots).append(nodes[comment.id])
+    return roots
+
+
+def subject_reviews(*, script_id: int | None = None, package_id: int | None = None) -> list[Review]:
+    """Every round of a script's pre-approval (``script_id``) or of a package's final review
+    (``package_id``), newest first, with comments, their authors and the deciding officer loaded:
+    the same three statements however many rounds and comments there are."""
+    stmt = sa.select(Review).options(
+        so.selectinload(Review.comments).joinedload(ReviewComment.author).options(*_user_light()),
+        so.joinedload(Review.decided_by).options(*_user_light()), so.joinedload(Review.script_revision))
+    if package_id is not None:
+        stmt = stmt.where(Review.stage == STAGE_PACKAGE, Review.package_id == package_id)
+    else:
+        stmt = stmt.where(Review.stage == STAGE_SCRIPT, Review.script_id == script_id)
+    return list(db.session.scalars(stmt.order_by(Review.submitted_at.desc(), Review.id.desc())).unique())
+
+
+@dataclass
+class Round:
+    """One earlier review of the same subject as shown on a later round's page."""
+
+    number: int
+    review: Review
+    threads: list[Thread]
+    reviewer_comments: int
+    author_replies: int
+
+
+def rounds_before(review: Review) -> list[Round]:
+    """The earlier rounds of ``review``'s subject (decided, recalled or replaced), newest first,
+    numbered from the first submission."""
+    if review.stage == STAGE_PACKAGE:
+        reviews = subject_reviews(package_id=review.package_id)
+    else:
+        reviews = subject_reviews(script_id=review.script_id)
+    numbers = {r.id: n for n, r in enumerate(sorted(reviews, key=lambda r: r.id), start=1)}
+    return [Round(numbers[r.id], r, comment_threads(list(r.comments)),
+                  sum(1 for c in r.comments if c.author_id != r.author_id),
+                  sum(1 for c in r.comments if c.author_id == r.author_id))
+            for r in reviews if r.id < review.id]
+
+
+def round_texts(review: Review) -> dict[str, str | None]:
+    """The texts a round reviewed, as submitted (not as they are now); None where that text is not
+    on record.
+
+    A script round: its frozen revision. A package round: title, caption and hashtags from its
+    manifest, the body of the script revision the manifest pins, and the subtitles the rendition it
+    pins was rendered from (only when they hash to the manifest's subtitles hash).
+    """
+    from advisor_studio.studio.models import ScriptRevision
+    from advisor_studio.studio.services import script_fields
+    from advisor_studio.video.models import Rendition
+
+    if review.stage != STAGE_PACKAGE:
+        return script_fields(review.script_revision)
+    manifest = review.manifest or {}
+    revision = db.session.get(ScriptRevision, manifest.get("script_revision_id") or review.script_revision_id)
+    rendition = db.session.get(Rendition, manifest.get("rendition_id") or 0)
+    pinned = ((rendition.recipe or {}).get("request") if rendition is not None else None) or {}
+    srt = pinned.get("subtitles_srt") or None  # the inputs the render was pinned to (video.services.recipe_inputs)
+    subtitles = None
+    if (hashlib.sha256(srt.encode()).hexdigest() if srt else None) == manifest.get("subtitles_sha256"):
+        subtitles = services.subtitle_text(srt)
+    hashtags = manifest.get("hashtags") if isinstance(manifest.get("hashtags"), list) else []
+    return {"title": str(manifest.get("title") or ""), "body": revision.body if revision is not None else None,
+            "caption": str(manifest.get("caption") or ""), "hashtags": " ".join(f"#{t}" for t in hashtags),
+            "subtitles": subtitles}
+
+
+DIFF_FIELDS = ("title", "body", "caption", "hashtags", "subtitles")
+# What else a package round covers, named as "also changed" when it differs between two rounds
+# (the subtitles only when their text is not on record for both rounds, so no diff shows them).
+MANIFEST_ITEMS = ("rendition_sha256", "cover_sha256", "channel_ids", "referral_links", "lexicon_version",
+                  "subtitles_sha256")
+
+
+def changes_since(previous: Review, review: Review) -> dict:
+    """What changed from the round ``previous`` saw to what ``review`` was submitted with: a
+    side-by-side diff of each changed text, and the other manifest items that differ."""
+    old, new = round_texts(previous), round_texts(review)
+    diffs = [{"field": name, "rows": side_by_side(old[name], new[name])} for name in DIFF_FIELDS
+             if old.get(name) is not None and new.get(name) is not None and old[name] != new[name]]
+    others = []
+    if review.stage == STAGE_PACKAGE:
+        before, after = previous.manifest or {}, review.manifest or {}
+        shown = {d["field"] for d in diffs}
+        others = [item for item in MANIFEST_ITEMS if item in before and before.get(item) != after.get(item)
+                  and not (item == "subtitles_sha256" and "subtitles" in shown)]
+    return {"diffs": diffs, "others": others}
+
+
+def previous_decided(rounds: list[Round]) -> Round | None:
+    """The round whose decision the current one answers: the newest earlier round with a decision."""
+    return next((r for r in rounds if r.review.decision is not None), None)
 
 
 def _field_texts(review: Review) -> dict[str, str]:
@@ -241,7 +340,7 @@ def _subtitle_cues(review: Review, findings: list[dict], flagged: set[int]) -> l
     titled = reasons.with_titles(findings)
     for number, cue in enumerate(cues, start=1):  # services.package_fields joins cue texts with "\n"
         rows.append({"number": number, "start": cue.start_s, "end": cue.end_s, "flagged": number in flagged,
-                     "html": highlight(cue.text, titled, base=offset)})
+                     "html": mark_findings(cue.text, titled, base=offset)})
         offset += len(cue.text) + 1
     return rows
 
@@ -261,7 +360,7 @@ def review_page(review: Review, user, now: datetime | None = None) -> dict:
     for name in SHOWN_FIELDS:
         text = texts.get(name) or ""
         fields.append({"name": name, "text": text, "anchorable": name in ANCHOR_FIELDS,
-                       "html": highlight(text, reasons.with_titles(usable_findings(text, by_field.get(name) or []))),
+                       "html": mark_findings(text, reasons.with_titles(by_field.get(name) or [])),
                        "count": len(by_field.get(name) or [])})
     findings = [{**f, "field": name} for name in (*SHOWN_FIELDS, "subtitles") for f in by_field.get(name) or []]
     findings += [{**f, "field": ""} for f in stored.get("document") or []]
@@ -269,13 +368,9 @@ def review_page(review: Review, user, now: datetime | None = None) -> dict:
     cues = _subtitle_cues(review, usable_findings(texts.get("subtitles") or "", by_field.get("subtitles") or []),
                           {line.get("cue") for line in flagged_lines})
 
-    previous = previous_reviewed_revision(review)
-    diffs = []
-    if previous is not None:
-        for name in ("title", "body", "caption"):
-            old, new = getattr(previous, name) or "", getattr(review.script_revision, name) or ""
-            if old != new:
-                diffs.append({"field": name, "rows": side_by_side(old, new)})
+    rounds = rounds_before(review)
+    previous = previous_decided(rounds)
+    changes = changes_since(previous.review, review) if previous is not None else {"diffs": [], "others": []}
 
     rendition, inputs_hash = None, None
     if review.stage == STAGE_PACKAGE:
@@ -287,7 +382,8 @@ def review_page(review: Review, user, now: datetime | None = None) -> dict:
     claimed = bool(review.claimed_by_id and review.claimed_until and review.claimed_until > now)
     return {
         "review": review, "fields": fields, "findings": findings, "cues": cues, "flagged_lines": flagged_lines,
-        "scan": scan, "previous": previous, "diffs": diffs, "rendition": rendition,
+        "scan": scan, "rounds": rounds, "round_number": (rounds[0].number if rounds else 0) + 1,
+        "previous": previous, "diffs": changes["diffs"], "changed_items": changes["others"], "rendition": rendition,
         "inputs_hash": inputs_hash,
         "inputs_match": rendition is not None and inputs_hash is not None and rendition.recipe_hash == inputs_hash,
         "current_manifest_sha256": current_sha, "manifest_changed": current_sha != review.manifest_sha256,
@@ -367,6 +463,31 @@ def lexicon_categories(version: int) -> list[str]:
 def lexicon_versions_query() -> sa.Select:
     """Lexicon versions, newest first."""
     return sa.select(LexiconVersion).order_by(LexiconVersion.number.desc())
+
+
+def version_note(version: LexiconVersion) -> str:
+    """What made a lexicon version, in the reader's language: the system's notes are stored as a code
+    with parameters and worded here; a typed note, and every note stored before codes, as written."""
+    args = version.note_args if isinstance(version.note_args, dict) else {}
+
+    def arg(name: str) -> str:
+        value = args.get(name)
+        return value if isinstance(value, str) else ""
+
+    code = version.note_code
+    if code == NOTE_DEFAULT:
+        return _("Default lexicon loaded")
+    if code == NOTE_ADD and arg("phrase"):
+        return _("Added “%(phrase)s”", phrase=arg("phrase"))
+    if code == NOTE_EDIT and arg("phrase"):
+        return _("Edited “%(phrase)s”", phrase=arg("phrase"))
+    if code == NOTE_REMOVE and arg("phrase"):
+        return _("Removed “%(phrase)s”: %(reason)s", phrase=arg("phrase"), reason=arg("reason"))
+    if code == NOTE_IMPORT and isinstance(args.get("rows"), int):
+        return ngettext("Imported %(num)d row", "Imported %(num)d rows", args["rows"])
+    if code == NOTE_IMPORT_FILE and arg("file"):
+        return _("Imported from %(file)s", file=arg("file"))
+    return version.note or ""
 
 
 def user_names(ids) -> dict[int, str]:

@@ -24,7 +24,6 @@ from flask_login import current_user
 from advisor_studio import audit
 from advisor_studio.access import fresh_confirmation, require, roles_required, step_up_required
 from advisor_studio.compliance import evidence, queries, reasons, services
-from advisor_studio.compliance.diff import highlight, usable_findings
 from advisor_studio.compliance.forms import (
     CSV_MAX_BYTES,
     DECISION_LABELS,
@@ -43,9 +42,9 @@ from advisor_studio.compliance.forms import (
     TryScannerForm,
     WithdrawForm,
 )
+from advisor_studio.compliance.highlight import mark_findings
 from advisor_studio.compliance.models import STAGES, LexiconRule, Review, ReviewComment
 from advisor_studio.compliance.permissions import (
-    can_comment,
     can_decide,
     can_export_evidence,
     can_manage_lexicon,
@@ -75,7 +74,8 @@ def compliance_labels():
     return {"platform_labels": PLATFORM_LABELS, "stage_labels": STAGE_LABELS, "decision_labels": DECISION_LABELS,
             "kind_labels": KIND_LABELS, "severity_labels": SEVERITY_LABELS, "field_labels": FIELD_LABELS,
             "can_export_evidence": can_export_evidence, "finding_view": reasons.view,
-            "category_label": reasons.category_label, "findings_with_titles": reasons.with_titles}
+            "category_label": reasons.category_label, "findings_with_titles": reasons.with_titles,
+            "version_note": queries.version_note, "comment_max": services.COMMENT_MAX}
 
 
 def _flash_domain_error(err: DomainError, form=None) -> None:
@@ -209,7 +209,9 @@ def release(review_id: int):
 @roles_required("advisor", "compliance")
 def comment(review_id: int):
     review = _load_review(review_id)
-    require(can_comment(current_user, review))
+    # Officers and the author; whether the author may still write (the content is in discussion) is
+    # the service's rule, answered with 409 and a sentence that says why.
+    require(can_view_review(current_user, review))
     form = CommentForm()
     if not form.validate_on_submit():
         flash(_("The comment could not be saved; see the form below."), "danger")
@@ -502,6 +504,6 @@ def lexicon_try():
         scanned, version = services.scan_text(text, platforms=[form.platform.data] if form.platform.data else [])
         findings = [f.to_dict() for f in scanned.findings]
         result = {"version": version, "blocking": scanned.blocking, "findings": findings,
-                  "html": highlight(text, reasons.with_titles(usable_findings(text, findings)))}
+                  "html": mark_findings(text, reasons.with_titles(findings))}
     status = 400 if request.method == "POST" and result is None else 200
     return render_template("compliance/lexicon_try.html", form=form, result=result), status

@@ -51,7 +51,9 @@ from pathlib import Path
 
 import ahocorasick
 
-PLATFORMS = frozenset({"douyin", "kuaishou", "bilibili", "wechat_channels", "xiaohongshu"})
+from advisor_studio.platforms import PLATFORMS as _PLATFORMS
+
+PLATFORMS = frozenset(_PLATFORMS)  # the one list (advisor_studio.platforms), as a set for membership
 BLOCK = "block"
 WARN = "warn"
 SEVERITIES = (BLOCK, WARN)
@@ -965,11 +967,18 @@ def load_csv(path_or_text: str | os.PathLike[str] | bytes
 
 
 def load_default_lexicon() -> tuple[list[LexiconEntry], list[AllowEntry]]:
-    """Return the entries and allow-list of the bundled ``default_lexicon.csv``."""
-    entries, allows, errors = load_csv(DEFAULT_LEXICON_PATH)
+    """Return the entries and allow-list of the bundled ``default_lexicon.csv`` (parsed once per edit)."""
+    stat = DEFAULT_LEXICON_PATH.stat()
+    entries, allows, errors = _parsed_default(stat.st_mtime_ns, stat.st_size)
     if errors:
         raise ValueError("default lexicon is invalid: " + "; ".join(str(e) for e in errors))
-    return entries, allows
+    return list(entries), list(allows)
+
+
+@cache
+def _parsed_default(_mtime_ns: int, _size: int) -> tuple[tuple, tuple, tuple]:
+    entries, allows, errors = load_csv(DEFAULT_LEXICON_PATH)
+    return tuple(entries), tuple(allows), tuple(errors)
 
 
 @cache

@@ -20,6 +20,11 @@ from advisor_studio.compliance.models import (
     DECISION_REJECT,
     DECISION_REQUEST_CHANGES,
     DECISIONS,
+    NOTE_ADD,
+    NOTE_DEFAULT,
+    NOTE_EDIT,
+    NOTE_IMPORT,
+    NOTE_REMOVE,
     STAGE_PACKAGE,
     STAGE_SCRIPT,
     Approval,
@@ -33,6 +38,9 @@ from advisor_studio.concurrency import compare_and_set
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.errors import Conflict, PermissionDenied, ValidationError
 from advisor_studio.extensions import db
+from advisor_studio.notifications import models as notes
+from advisor_studio.notifications import queries as notification_queries
+from advisor_studio.notifications import services as notifications
 from advisor_studio.tasks_util import enqueue_after_commit
 
 COMMENT_MAX = 5000
@@ -51,13 +59,16 @@ def current_lexicon_version() -> int:
     return db.session.scalar(sa.select(sa.func.coalesce(sa.func.max(LexiconVersion.number), 0)))
 
 
-def rules_in_version(version: int) -> list[LexiconRule]:
-    """The rules in force in ``version``."""
-    stmt = sa.select(LexiconRule).where(
+def rules_in_version_query(version: int) -> sa.Select:
+    return sa.select(LexiconRule).where(
         LexiconRule.added_in <= version,
         sa.or_(LexiconRule.removed_in.is_(None), LexiconRule.removed_in > version),
     ).order_by(LexiconRule.kind, LexiconRule.category, LexiconRule.phrase)
-    return list(db.session.scalars(stmt))
+
+
+def rules_in_version(version: int) -> list[LexiconRule]:
+    """The rules in force in ``version``."""
+    return list(db.session.scalars(rules_in_version_query(version)))
 
 
 def _to_scanner_entries(rules):
@@ -95,9 +106,10 @@ def get_scanner(version: int | None = None) -> tuple[scan_logic.Scanner, int]:
     return built, version
 
 
-def _new_version(actor, note: str) -> LexiconVersion:
+def _new_version(actor, note: str, code: str | None = None, args: dict | None = None) -> LexiconVersion:
+    """A new version; ``code`` and ``args`` let pages say what made it in the reader's language."""
     number = current_lexicon_version() + 1
-    version = LexiconVersion(number=number, note=(note or "")[:500],
+    version = LexiconVersion(number=number, note=(note or "")[:500], note_code=code, note_args=args,
                              created_by_id=getattr(actor, "id", None))
     db.session.add(version)
     db.session.flush()
@@ -105,7 +117,8 @@ def _new_version(actor, note: str) -> LexiconVersion:
 
 
 def _finish_version(version: LexiconVersion, actor, details: dict) -> LexiconVersion:
-    version.entry_count = len(rules_in_version(version.number))
+    version.entry_count = db.session.scalar(sa.select(sa.func.count()).select_from(
+        rules_in_version_query(version.number).order_by(None).subquery()))
     db.session.flush()
     audit.record("lexicon.version_created", "lexicon_version", version.number, actor=actor,
                  details={"note": version.note, "entries": version.entry_count, **details})
@@ -157,7 +170,7 @@ def add_rule(*, phrase, kind, severity="", category="", note="", platforms=(), g
     if clash is not None:
         raise Conflict(_("The lexicon already has this phrase: %(p)s", p=clash.phrase),
                        fields={"phrase": _("duplicate")})
-    version = _new_version(actor, f"add {data['phrase']}")
+    version = _new_version(actor, f"add {data['phrase']}", NOTE_ADD, {"phrase": data["phrase"]})
     rule = LexiconRule(**data, added_in=version.number)
     db.session.add(rule)
     db.session.flush()
@@ -179,7 +192,7 @@ def update_rule(rule: LexiconRule, *, actor, **changes) -> LexiconRule:
     old = {k: getattr(rule, k) or "" if k == "suggestion" else getattr(rule, k) for k in data}
     if old == data:
         return rule
-    version = _new_version(actor, f"edit {rule.phrase}")
+    version = _new_version(actor, f"edit {rule.phrase}", NOTE_EDIT, {"phrase": rule.phrase})
     rule.removed_in = version.number
     replacement = LexiconRule(**data, added_in=version.number)
     db.session.add(replacement)
@@ -194,15 +207,23 @@ def remove_rule(rule: LexiconRule, *, actor, reason: str) -> None:
         raise ValidationError(_("A reason is required to remove a lexicon entry."), fields={"reason": _("required")})
     if rule.removed_in is not None:
         raise Conflict(_("This entry was already removed from the lexicon."))
-    version = _new_version(actor, f"remove {rule.phrase}: {reason.strip()}")
+    version = _new_version(actor, f"remove {rule.phrase}: {reason.strip()}", NOTE_REMOVE,
+                           {"phrase": rule.phrase, "reason": reason.strip()[:400]})
     rule.removed_in = version.number
     db.session.flush()
     _finish_version(version, actor, {"removed": [rule.phrase], "reason": reason.strip()[:500]})
 
 
-def import_csv(source, *, actor, note: str = "") -> tuple[LexiconVersion | None, dict]:
-    """Merge a CSV into the lexicon as one new version; any bad row imports nothing."""
-    entries, allows, errors = scan_logic.load_csv(source)
+def import_csv(source, *, actor, note: str = "", note_code: str | None = None,
+               note_args: dict | None = None) -> tuple[LexiconVersion | None, dict]:
+    """Merge a CSV into the lexicon as one new version; any bad row imports nothing.
+
+    ``note`` is what a person typed; without one the version's note says how many rows came in.
+    """
+    if source == scan_logic.DEFAULT_LEXICON_PATH:
+        (entries, allows), errors = scan_logic.load_default_lexicon(), []
+    else:
+        entries, allows, errors = scan_logic.load_csv(source)
     if errors:
         raise ValidationError(
             _("The CSV has errors; nothing was imported."),
@@ -225,13 +246,15 @@ def import_csv(source, *, actor, note: str = "") -> tuple[LexiconVersion | None,
     counts = {"added": len(to_add), "updated": len(to_replace), "unchanged": len(rows) - len(to_add) - len(to_replace)}
     if not to_add and not to_replace:
         return None, counts
-    version = _new_version(actor, note or f"import of {len(rows)} rows")
-    for existing, row in to_replace:
+    if not note:
+        note, note_code, note_args = f"import of {len(rows)} rows", NOTE_IMPORT, {"rows": len(rows)}
+    version = _new_version(actor, note, note_code, note_args)
+    for existing, _row in to_replace:
         existing.removed_in = version.number
-        db.session.add(LexiconRule(**row, added_in=version.number))
-    for row in to_add:
-        db.session.add(LexiconRule(**row, added_in=version.number))
     db.session.flush()
+    # One multi-row INSERT rather than an ORM object per rule: a 10,000-row import stays one statement.
+    db.session.execute(sa.insert(LexiconRule), [{**row, "added_in": version.number}
+                                                for row in [r for _e, r in to_replace] + to_add])
     _finish_version(version, actor, {"import": counts})
     return version, counts
 
@@ -240,7 +263,8 @@ def ensure_default_lexicon(actor) -> LexiconVersion | None:
     """Load the bundled default lexicon when the lexicon is empty (seed-demo, first run)."""
     if current_lexicon_version() > 0:
         return None
-    version, _counts = import_csv(scan_logic.DEFAULT_LEXICON_PATH, actor=actor, note="default lexicon")
+    version, _counts = import_csv(scan_logic.DEFAULT_LEXICON_PATH, actor=actor, note="default lexicon",
+                                  note_code=NOTE_DEFAULT)
     return version
 
 
@@ -411,6 +435,11 @@ def open_review(*, stage: str, script, revision, package=None, author, manifest:
     audit.record("review.opened", "review", review.id, actor=author,
                  details={"stage": stage, "manifest_sha256": review.manifest_sha256,
                           "script_id": script.id, "package_id": review.package_id})
+    # Due for review: every officer who may decide it (not the author) is told, one row each.
+    notifications.notify(notes.REVIEW_DUE, notification_queries.reviewing_officer_ids(exclude_user_id=author.id),
+                         object_type="review", object_id=review.id,
+                         params={"stage": stage, "title": package.title if package is not None else revision.title,
+                                 "author": author.name, "due_at": review.due_at.isoformat()})
     return review
 
 
@@ -495,9 +524,16 @@ def _field_text(review: Review, field: str) -> str | None:
 def add_comment(review: Review, actor, body: str, *, parent: ReviewComment | None = None,
                 anchor_field: str | None = None, anchor_start: int | None = None, anchor_end: int | None = None,
                 timecode_ms: int | None = None) -> ReviewComment:
-    """A threaded comment by a compliance officer or the author, anchored to a span or a timecode."""
+    """A threaded comment by a compliance officer or the author, anchored to a span or a timecode; with
+    ``parent``, a reply in that comment's thread. The author comments only while the content is in
+    discussion (permissions.in_discussion). Comments are never changed or deleted."""
+    from advisor_studio.compliance.permissions import in_discussion
+
     if actor is None or not (actor.has_role("compliance") or actor.id == review.author_id):
         raise PermissionDenied(_("Only compliance officers and the author comment on a review."))
+    if actor.id == review.author_id and not in_discussion(review.subject):
+        raise Conflict(_("This content is no longer in review: its comments are kept as they are and take no "
+                         "more replies. Submit it again to start a new round."), code="discussion_closed")
     body = (body or "").strip()
     if not body:
         raise ValidationError(_("The comment is empty."), fields={"body": _("required")})
@@ -525,8 +561,12 @@ def add_comment(review: Review, actor, body: str, *, parent: ReviewComment | Non
                             anchor_end=anchor_end, anchor_text=anchor_text, timecode_ms=timecode_ms)
     db.session.add(comment)
     db.session.flush()
-    audit.record("review.commented", "review", review.id, actor=actor,
-                 details={"comment_id": comment.id, "anchor_field": anchor_field, "timecode_ms": timecode_ms})
+    if parent is not None:
+        audit.record("review.replied", "review", review.id, actor=actor,
+                     details={"comment_id": comment.id, "parent_id": parent.id})
+    else:
+        audit.record("review.commented", "review", review.id, actor=actor,
+                     details={"comment_id": comment.id, "anchor_field": anchor_field, "timecode_ms": timecode_ms})
     return comment
 
 
@@ -613,7 +653,28 @@ def decide(review: Review, actor, decision: str, reason: str = "", *, expected_m
             from advisor_studio.referrals import sharing
 
             sharing.create_sharing_task(approval, review.package, actor)
+    _notify_author(review, decision, reason)
     return review
+
+
+# (stage, decision) -> the notification its author gets.
+_DECISION_NOTIFICATIONS = {
+    (STAGE_SCRIPT, DECISION_APPROVE): notes.SCRIPT_APPROVED,
+    (STAGE_SCRIPT, DECISION_REQUEST_CHANGES): notes.SCRIPT_CHANGES_REQUESTED,
+    (STAGE_SCRIPT, DECISION_REJECT): notes.SCRIPT_REJECTED,
+    (STAGE_PACKAGE, DECISION_APPROVE): notes.PACKAGE_APPROVED,
+    (STAGE_PACKAGE, DECISION_REQUEST_CHANGES): notes.PACKAGE_CHANGES_REQUESTED,
+    (STAGE_PACKAGE, DECISION_REJECT): notes.PACKAGE_REJECTED,
+}
+
+
+def _notify_author(review: Review, decision: str, reason: str) -> None:
+    if review.stage == STAGE_SCRIPT:
+        subject_id, title = review.script_id, review.script_revision.title
+    else:
+        subject_id, title = review.package_id, review.package.title
+    notifications.notify(_DECISION_NOTIFICATIONS[(review.stage, decision)], [review.author_id],
+                         object_type=review.stage, object_id=subject_id, params={"title": title, "reason": reason})
 
 
 def _rendition_is_current(package) -> bool:
@@ -711,18 +772,23 @@ def queue_package_review(package, actor, report: dict) -> Review:
                        package=package, author=actor, manifest=manifest, scan=scan, priority=package.priority)
 
 
-def package_fields(package) -> dict[str, str]:
-    """The texts of a package that are scanned."""
+def subtitle_text(srt: str | None) -> str:
+    """The words of an SRT file, one cue a line (what is scanned and compared); unparsable SRT as is."""
     from advisor_studio.video.srt import SubtitleError, parse_srt
 
-    subtitles = ""
-    if package.subtitles_srt:
-        try:
-            subtitles = "\n".join(cue.text for cue in parse_srt(package.subtitles_srt))
-        except SubtitleError:
-            subtitles = package.subtitles_srt
+    if not srt:
+        return ""
+    try:
+        return "\n".join(cue.text for cue in parse_srt(srt))
+    except SubtitleError:
+        return srt
+
+
+def package_fields(package) -> dict[str, str]:
+    """The texts of a package that are scanned."""
     return {"title": package.title, "body": package.script_revision.body, "caption": package.caption,
-            "hashtags": " ".join(f"#{t}" for t in package.hashtags or []), "subtitles": subtitles}
+            "hashtags": " ".join(f"#{t}" for t in package.hashtags or []),
+            "subtitles": subtitle_text(package.subtitles_srt)}
 
 
 def package_platforms(package) -> list[str]:

@@ -43,6 +43,7 @@ ACTION_LABELS = {
     "package.expired": _l("a package's approval expired"), "package.archived": _l("archived a package"),
     "review.opened": _l("queued a review"), "review.claimed": _l("claimed a review"),
     "review.released": _l("released a review"), "review.commented": _l("commented on a review"),
+    "review.replied": _l("replied to a review comment"),
     "review.superseded": _l("closed a superseded review"), "review.approved": _l("approved in review"),
     "review.changes_requested": _l("asked for changes in review"), "review.rejected": _l("rejected in review"),
     "approval.granted": _l("granted an approval"), "approval.voided": _l("voided an approval"),

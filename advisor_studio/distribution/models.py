@@ -11,19 +11,8 @@ from flask_babel import lazy_gettext as _l
 from advisor_studio.dbtypes import UTCDateTime, utcnow
 from advisor_studio.extensions import db
 
-PLATFORMS = ("douyin", "kuaishou", "bilibili", "wechat_channels", "xiaohongshu")
-# A partner may also run an account on a platform we do not list; content never targets "other"
-# by name (scanner rules are per listed platform), but the channel is still a place it is posted.
-PLATFORM_OTHER = "other"
-CHANNEL_PLATFORMS = (*PLATFORMS, PLATFORM_OTHER)
-PLATFORM_LABELS = {
-    "douyin": _l("Douyin"),
-    "kuaishou": _l("Kuaishou"),
-    "bilibili": _l("Bilibili"),
-    "wechat_channels": _l("WeChat Channels"),
-    "xiaohongshu": _l("Xiaohongshu"),
-    "other": _l("Other platform"),
-}
+# The platform list has one owner; partners' channels use it from here too.
+from advisor_studio.platforms import CHANNEL_PLATFORMS, PLATFORM_LABELS, PLATFORM_OTHER, PLATFORMS  # noqa: F401
 
 # Assignment statuses (the ASSET status of contract.md).
 ASSET_READY = "ready"

@@ -39,7 +39,12 @@ from advisor_studio.distribution.portal_forms import (
 from advisor_studio.distribution.routes import bp
 from advisor_studio.errors import DomainError, ValidationError
 from advisor_studio.extensions import db
-from advisor_studio.integrity.downloads import Audience, rendition_link, serve_approved_rendition
+from advisor_studio.integrity.downloads import (
+    Audience,
+    approved_rendition,
+    rendition_link,
+    serve_approved_rendition,
+)
 from advisor_studio.integrity.models import FILE_COVER
 from advisor_studio.referrals.sharing import approved_referral_url
 from advisor_studio.web import query_int, query_page
@@ -102,10 +107,7 @@ def _load_asset(asset_id: int):
 
 def _approved_rendition(assignment):
     """The rendition this asset's approval covers (not whatever the package points to today)."""
-    from advisor_studio.video.models import Rendition
-
-    rendition_id = (assignment.approval.manifest or {}).get("rendition_id")
-    return db.session.get(Rendition, rendition_id) if isinstance(rendition_id, int) else None
+    return approved_rendition(assignment.approval)
 
 
 def _audience(assignment) -> Audience:

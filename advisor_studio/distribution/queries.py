@@ -16,6 +16,7 @@ from advisor_studio.distribution.models import (
     ASSET_STATUSES,
     Assignment,
     Channel,
+    Partner,
     Publication,
     Takedown,
 )
@@ -268,13 +269,47 @@ def linkable_mcn_users() -> list:
         .order_by(User.name, User.id)).all()
 
 
-def partner_landing(partner_id: int, now: datetime | None = None) -> dict:
-    """The mcn landing card: assets waiting to be published, posts to take down and how many are overdue."""
+LANDING_ITEMS = 5
+
+
+def partner_landing(partner_id: int, now: datetime | None = None, *, limit: int = LANDING_ITEMS) -> dict:
+    """The mcn landing card: the partner, its newest assets waiting to be published and the assets whose
+    posts must come down (a few of each, with how many there are), in a fixed number of queries."""
+    from advisor_studio.dbtypes import utcnow
+    from advisor_studio.distribution.models import Partner
+    from advisor_studio.studio.models import Package
+
+    now = now or utcnow()
+
     def posts(state: str) -> int:
         return db.session.scalar(
             sa.select(sa.func.count(Publication.id)).join(Assignment, Assignment.id == Publication.assignment_id)
             .where(Publication.partner_id == partner_id, publication_state_clause(state, now))) or 0
 
+    counts = partner_status_counts(partner_id)
+    ready_items, _more = partner_assets(partner_id, status=ASSET_READY, limit=limit)
+    owed = sa.or_(publication_state_clause(TAKEDOWN_OUTSTANDING, now), publication_state_clause(TAKEDOWN_OVERDUE, now))
+    with_posts_owed = (sa.select(Publication.assignment_id).join(Assignment, Assignment.id == Publication.assignment_id)
+                       .where(Publication.partner_id == partner_id, owed).correlate(None))
+    takedown_items = db.session.scalars(
+        sa.select(Assignment).where(Assignment.partner_id == partner_id, Assignment.id.in_(with_posts_owed))
+        .options(so.joinedload(Assignment.channel),
+                 so.joinedload(Assignment.package).options(so.load_only(Package.id, Package.title),
+                                                           so.lazyload(Package.author)))
+        .order_by(Assignment.takedown_due_at, Assignment.id).limit(limit)).unique().all()
     outstanding, overdue = posts(TAKEDOWN_OUTSTANDING), posts(TAKEDOWN_OVERDUE)
-    return {"ready": partner_status_counts(partner_id)[ASSET_READY], "to_take_down": outstanding + overdue,
-            "overdue": overdue}
+    return {"partner": db.session.get(Partner, partner_id), "assets": sum(counts.values()),
+            "ready": counts[ASSET_READY], "ready_items": ready_items, "takedown_items": takedown_items,
+            "to_take_down": outstanding + overdue, "overdue": overdue, "now": now}
+
+
+def channel_groups() -> list[tuple[Partner, list[Channel]]]:
+    """Active channels of active partners, grouped by partner (name order): what a package can target."""
+    channels = db.session.scalars(
+        sa.select(Channel).join(Partner).where(Channel.active.is_(True), Partner.active.is_(True))
+        .options(so.contains_eager(Channel.partner))
+        .order_by(Partner.name, Channel.platform, Channel.handle))
+    groups: dict[int, tuple[Partner, list[Channel]]] = {}
+    for channel in channels:
+        groups.setdefault(channel.partner_id, (channel.partner, []))[1].append(channel)
+    return list(groups.values())

@@ -99,6 +99,14 @@ def rendition_link(rendition, audience: Audience, *, file_kind: str = FILE_VIDEO
     return storage.download_url(purpose, ttl_seconds, filename, external=external)
 
 
+def approved_rendition(approval):
+    """The rendition an approval covers (pinned in its manifest), whatever the package points to today."""
+    from advisor_studio.video.models import Rendition
+
+    rendition_id = (approval.manifest or {}).get("rendition_id") if approval is not None else None
+    return db.session.get(Rendition, rendition_id) if isinstance(rendition_id, int) else None
+
+
 def _client_address() -> str | None:
     # The app runs behind ProxyFix where configured, so remote_addr is the client's address.
     return request.remote_addr

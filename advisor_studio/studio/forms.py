@@ -6,10 +6,20 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import BooleanField, FloatField, SelectChoice, SelectMultipleField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
-from wtforms.widgets import CheckboxInput, ListWidget
+from wtforms import (
+    BooleanField,
+    FloatField,
+    IntegerField,
+    SelectChoice,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 
+from advisor_studio.compliance.services import COMMENT_MAX
+from advisor_studio.dbtypes import MAX_INTEGER
 from advisor_studio.distribution.models import PLATFORM_LABELS, PLATFORMS
 from advisor_studio.studio.models import TITLE_MAX
 from advisor_studio.studio.services import SRT_MAX_BYTES
@@ -68,3 +78,13 @@ class ArchiveForm(FlaskForm):
     reason = StringField(_l("Reason (optional)"), validators=[Optional(), Length(max=500)])
     confirm = BooleanField(_l("Archive it. Nothing is deleted, but it can no longer be changed or submitted."),
                            validators=[DataRequired()])
+
+
+class ReplyForm(FlaskForm):
+    """The author's answer to a comment in a review thread of their script or package."""
+
+    body = TextAreaField(_l("Reply"), filters=[lambda v: v.strip() if isinstance(v, str) else v], validators=[
+        DataRequired(_l("Write your reply first.")),
+        Length(max=COMMENT_MAX, message=_l("A reply may have at most %(max)d characters."))])
+    # The comment answered; an upper bound because it is looked up in an INTEGER column.
+    parent_id = IntegerField(widget=HiddenInput(), validators=[InputRequired(), NumberRange(min=1, max=MAX_INTEGER)])

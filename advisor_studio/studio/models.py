@@ -52,6 +52,13 @@ PACKAGE_OPEN = (PKG_DRAFT, PKG_CHANGES_REQUESTED, PKG_EXPIRED)
 # Editable: open work, plus approved content (editing it reopens it as a draft).
 SCRIPT_EDITABLE = (*SCRIPT_OPEN, SCRIPT_APPROVED)
 PACKAGE_EDITABLE = (*PACKAGE_OPEN, PKG_APPROVED)
+# Still on its way to partners or with them: what a script's "next step" points to instead of a new package.
+PACKAGE_IN_PROGRESS = (*PACKAGE_EDITABLE, PKG_SUBMITTED)
+# In discussion: under review, or back with the author to change and resubmit. The author answers
+# reviewers' comments only then; approved, rejected, withdrawn and archived content is settled (what
+# was said stays on record, and a new round starts with a new submission).
+SCRIPT_IN_DISCUSSION = (*SCRIPT_OPEN, SCRIPT_SUBMITTED)
+PACKAGE_IN_DISCUSSION = (*PACKAGE_OPEN, PKG_SUBMITTED)
 
 
 class Script(db.Model):

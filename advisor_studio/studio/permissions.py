@@ -39,3 +39,9 @@ def can_view_package(user, package) -> bool:
 def can_edit_package(user, package) -> bool:
     """Only the author (still an advisor) changes, submits, recalls or archives a package."""
     return _is_author(user, package) and user.has_role("advisor")
+
+
+def can_download_approved_master(user, package) -> bool:
+    """The package's advisor (still an advisor), compliance officers and admins save its approved master."""
+    return can_edit_package(user, package) or (_signed_in(user) and package is not None
+                                               and user.has_any_role(*READER_ROLES))

@@ -1,5 +1,6 @@
 """Read models of the advisor side: the landing section, the "my content" overview and the
-summaries the studio pages show (what blocks an item, the last reviewer word, review threads).
+summaries the studio pages show (what blocks an item, the last reviewer word). Review rounds and
+their comment threads are compliance's (compliance.queries.subject_reviews, comment_threads).
 
 Nothing here changes state. Every function loads what a page needs in a fixed number of queries,
 whatever the number of items (eager loads and one query per kind of related row).
@@ -74,6 +75,38 @@ class Row:
     last_word: str | None = None
     last_word_at: datetime | None = None
     extra: dict = field(default_factory=dict)
+
+
+def my_scripts(user, *, q: str = "", status: str = "") -> sa.Select:
+    """The advisor's own scripts, newest change first, optionally searched and filtered by status."""
+    stmt = (sa.select(Script).where(Script.author_id == user.id)
+            .options(so.lazyload(Script.author), so.selectinload(Script.latest_revision))
+            .order_by(Script.updated_at.desc(), Script.id.desc()))
+    if q:
+        stmt = stmt.where(sa.or_(Script.title.icontains(q, autoescape=True),
+                                 Script.caption.icontains(q, autoescape=True)))
+    if status:
+        stmt = stmt.where(Script.status == status)
+    return stmt
+
+
+def my_packages(user, *, q: str = "", status: str = "") -> sa.Select:
+    """The advisor's own packages, newest change first, optionally searched and filtered by status."""
+    stmt = (sa.select(Package).where(Package.author_id == user.id)
+            .options(so.lazyload(Package.author), so.selectinload(Package.rendition),
+                     so.selectinload(Package.channels))
+            .order_by(Package.updated_at.desc(), Package.id.desc()))
+    if q:
+        stmt = stmt.where(Package.title.icontains(q, autoescape=True))
+    if status:
+        stmt = stmt.where(Package.status == status)
+    return stmt
+
+
+def packages_of_script(script: Script) -> list[Package]:
+    """Every package made from ``script``, newest first."""
+    return list(db.session.scalars(sa.select(Package).where(Package.script_id == script.id)
+                                   .order_by(Package.created_at.desc())))
 
 
 def excerpt(text: str | None, limit: int = EXCERPT_CHARS) -> str | None:
@@ -314,36 +347,6 @@ def package_list_extras(packages: list[Package]) -> dict[int, dict]:
 
 
 # --- pages of one item -----------------------------------------------------------------------------
-
-
-@dataclass
-class Thread:
-    """A comment and its replies, in order."""
-
-    comment: ReviewComment
-    replies: list[Thread] = field(default_factory=list)
-
-
-def threads(comments: list[ReviewComment]) -> list[Thread]:
-    """Arrange a review's comments into threads (a reply to an unknown parent becomes a thread)."""
-    nodes = {c.id: Thread(c) for c in comments}
-    roots: list[Thread] = []
-    for comment in sorted(comments, key=lambda c: c.id):
-        parent = nodes.get(comment.parent_id) if comment.parent_id else None
-        (parent.replies if parent is not None else roots).append(nodes[comment.id])
-    return roots
-
-
-def reviews_of(*, script: Script | None = None, package: Package | None = None) -> list[Review]:
-    """The reviews of a script (pre-approval) or a package (final), newest first, comments loaded."""
-    stmt = sa.select(Review).options(
-        so.selectinload(Review.comments).joinedload(ReviewComment.author),
-        so.joinedload(Review.decided_by), so.selectinload(Review.script_revision))
-    if package is not None:
-        stmt = stmt.where(Review.stage == STAGE_PACKAGE, Review.package_id == package.id)
-    else:
-        stmt = stmt.where(Review.stage == STAGE_SCRIPT, Review.script_id == script.id)
-    return list(db.session.scalars(stmt.order_by(Review.submitted_at.desc(), Review.id.desc())))
 
 
 def latest_scan(subject_type: str, subject_id: int) -> Scan | None:

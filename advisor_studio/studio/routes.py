@@ -7,27 +7,34 @@ status of the domain error (nothing is committed).
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-import sqlalchemy.orm as so
+import functools
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 from wtforms import SelectChoice
 
-from advisor_studio.access import require, roles_required
+from advisor_studio.access import login_required, require, roles_required
+from advisor_studio.compliance import queries as compliance_queries
 from advisor_studio.compliance import services as compliance
+from advisor_studio.compliance.highlight import mark_findings
+from advisor_studio.compliance.models import ReviewComment
+from advisor_studio.compliance.permissions import can_reply
 from advisor_studio.distribution import queries as distribution_queries
-from advisor_studio.distribution.models import PLATFORM_LABELS, PLATFORMS, Channel, Partner
+from advisor_studio.distribution.models import PLATFORM_LABELS, PLATFORMS
 from advisor_studio.distribution.permissions import can_view_package_distribution
 from advisor_studio.errors import DomainError, error_response
 from advisor_studio.extensions import db
+from advisor_studio.integrity.downloads import Audience, approved_rendition, default_filename, rendition_link
+from advisor_studio.integrity.models import FILE_VIDEO
 from advisor_studio.studio import queries, services, states
-from advisor_studio.studio.forms import ActionForm, ArchiveForm, PackageForm, ScriptForm
+from advisor_studio.studio.forms import ActionForm, ArchiveForm, PackageForm, ReplyForm, ScriptForm
 from advisor_studio.studio.models import (
     BODY_MAX,
     CAPTION_MAX,
     PACKAGE_EDITABLE,
+    PACKAGE_IN_PROGRESS,
     PACKAGE_OPEN,
     PACKAGE_STATUSES,
     PKG_APPROVED,
@@ -37,13 +44,14 @@ from advisor_studio.studio.models import (
     Script,
 )
 from advisor_studio.studio.permissions import (
+    can_download_approved_master,
     can_edit_package,
     can_edit_script,
     can_view_package,
     can_view_script,
     can_write_scripts,
 )
-from advisor_studio.studio.textdiff import diff_counts, mark_findings, side_by_side
+from advisor_studio.studio.textdiff import diff_counts, side_by_side
 from advisor_studio.video import services as video_services
 from advisor_studio.web import query_int, query_page
 
@@ -111,14 +119,7 @@ def my_content():
 def scripts():
     q = (request.args.get("q") or "").strip()[:100]
     status = request.args.get("status") if request.args.get("status") in SCRIPT_STATUSES else ""
-    stmt = (sa.select(Script).where(Script.author_id == current_user.id)
-            .options(so.lazyload(Script.author), so.selectinload(Script.latest_revision))
-            .order_by(Script.updated_at.desc(), Script.id.desc()))
-    if q:
-        stmt = stmt.where(sa.or_(Script.title.icontains(q, autoescape=True),
-                                 Script.caption.icontains(q, autoescape=True)))
-    if status:
-        stmt = stmt.where(Script.status == status)
+    stmt = queries.my_scripts(current_user, q=q, status=status)
     page = db.paginate(stmt, page=_page_number(), per_page=_per_page(), error_out=False)
     return render_template("studio/scripts.html", page=page, q=q, status=status, statuses=SCRIPT_STATUSES)
 
@@ -128,14 +129,7 @@ def scripts():
 def packages():
     q = (request.args.get("q") or "").strip()[:100]
     status = request.args.get("status") if request.args.get("status") in PACKAGE_STATUSES else ""
-    stmt = (sa.select(Package).where(Package.author_id == current_user.id)
-            .options(so.lazyload(Package.author), so.selectinload(Package.rendition),
-                     so.selectinload(Package.channels))
-            .order_by(Package.updated_at.desc(), Package.id.desc()))
-    if q:
-        stmt = stmt.where(Package.title.icontains(q, autoescape=True))
-    if status:
-        stmt = stmt.where(Package.status == status)
+    stmt = queries.my_packages(current_user, q=q, status=status)
     page = db.paginate(stmt, page=_page_number(), per_page=_per_page(), error_out=False)
     return render_template("studio/packages.html", page=page, q=q, status=status, statuses=PACKAGE_STATUSES,
                            extras=queries.package_list_extras(page.items))
@@ -156,19 +150,25 @@ def _fill_script_form(form: ScriptForm, script: Script) -> None:
 
 
 def _script_page(script: Script, form: ScriptForm, *, report=None, report_texts=None, report_kind=None,
-                 error: DomainError | None = None, archive_form=None, status: int = 200):
+                 error: DomainError | None = None, archive_form=None, reply_form=None, status: int = 200):
     revision = script.latest_revision
     if report is None and revision is not None and revision.scan is not None:
         # Without a fresh pre-check, show what the scan of the newest submission found.
         report, report_texts, report_kind = revision.scan.findings, services.script_fields(revision), "revision"
     editable = can_edit_script(current_user, script) and script.status in SCRIPT_EDITABLE
-    packages_made = list(db.session.scalars(
-        sa.select(Package).where(Package.script_id == script.id).order_by(Package.created_at.desc())))
+    packages_made = queries.packages_of_script(script)
+    # The advisor's next step after pre-approval: continue the package already made from the
+    # pre-approved revision (newest first), or make one.
+    approved = script.approved_revision
+    next_package = next((p for p in packages_made if approved is not None and p.script_revision_id == approved.id
+                         and p.status in PACKAGE_IN_PROGRESS), None)
     return render_template(
         "studio/script.html", script=script, form=form, editable=editable,
         can_edit=can_edit_script(current_user, script), report=report, report_texts=report_texts,
         report_kind=report_kind, error=error, action_form=ActionForm(), archive_form=archive_form or ArchiveForm(),
-        reviews=queries.reviews_of(script=script), threads=queries.threads, packages_made=packages_made,
+        reviews=compliance_queries.subject_reviews(script_id=script.id), threads=compliance_queries.comment_threads,
+        reply=_reply_target(url_for(".script_reply", script_id=script.id), script, reply_form),
+        packages_made=packages_made, next_package=next_package,
         archivable="archived" in states.SCRIPT_TRANSITIONS.get(script.status, {}),
     ), status
 
@@ -302,10 +302,15 @@ def script_archive(script_id: int):
     return redirect(url_for(".script", script_id=script.id))
 
 
-def _script_edit_error(script: Script, err: DomainError):
-    form = ScriptForm()
+def _saved_script_page(script: Script, **kwargs):
+    """The script page with the editor showing the saved script (after an action elsewhere on it)."""
+    form = ScriptForm(formdata=None)
     _fill_script_form(form, script)
-    return _script_page(script, form, error=err, status=err.status)
+    return _script_page(script, form, **kwargs)
+
+
+def _script_edit_error(script: Script, err: DomainError):
+    return _saved_script_page(script, error=err, status=err.status)
 
 
 @bp.route("/scripts/<int:script_id>/revisions")
@@ -314,7 +319,7 @@ def script_revisions(script_id: int):
     script = db.get_or_404(Script, script_id)
     require(can_view_script(current_user, script))
     outcomes: dict[int, object] = {}
-    for review in reversed(queries.reviews_of(script=script)):  # oldest first: the newest review wins
+    for review in reversed(compliance_queries.subject_reviews(script_id=script.id)):  # the newest review wins
         outcomes[review.script_revision_id] = review
     revisions = sorted(script.revisions, key=lambda r: r.number, reverse=True)
     return render_template("studio/revisions.html", script=script, revisions=revisions, outcomes=outcomes)
@@ -345,6 +350,60 @@ def script_diff(script_id: int):
     return render_template("studio/diff.html", script=script, numbers=numbers, old=old, new=new, fields=fields)
 
 
+# --- replies to reviewers' comments ----------------------------------------------------------------
+
+
+def _reply_target(action: str, content: Script | Package, form: ReplyForm | None) -> dict | None:
+    """Where the reply forms of a script or package page post, when the user may answer there now."""
+    if not can_reply(current_user, content):
+        return None
+    return {"action": action, "form": form, "to": form.parent_id.data if form is not None else None}
+
+
+def _comment_on(comment_id: int, content: Script | Package) -> ReviewComment:
+    """The comment ``comment_id`` if it belongs to a review round of ``content``; 404 otherwise (a
+    comment on someone else's content, or on another item of one's own, is not found here)."""
+    comment = db.session.get(ReviewComment, comment_id)
+    if comment is None or comment.review.subject is not content:
+        abort(404)
+    return comment
+
+
+def _reply(content: Script | Package, page, endpoint: str, **args):
+    """Post the author's reply under a comment of their script or package: validate, one audited
+    service call, commit, back to the page at the new reply; a refusal re-renders the page."""
+    form = ReplyForm()
+    valid = form.validate_on_submit()
+    parent = _comment_on(form.parent_id.data, content) if form.parent_id.data and not form.parent_id.errors else None
+    if not valid or parent is None:
+        flash(_("The reply was not sent; see the form below."), "danger")
+        return page(reply_form=form, status=400)
+    try:
+        reply = compliance.add_comment(parent.review, current_user, form.body.data, parent=parent)
+    except DomainError as err:
+        db.session.rollback()
+        return page(reply_form=form, error=err, status=err.status)
+    db.session.commit()
+    flash(_("Reply sent. The reviewer sees it in the thread."), "success")
+    return redirect(url_for(endpoint, _anchor=f"comment-{reply.id}", **args))
+
+
+@bp.route("/scripts/<int:script_id>/replies", methods=["POST"])
+@roles_required("advisor")
+def script_reply(script_id: int):
+    script = db.get_or_404(Script, script_id)
+    require(can_edit_script(current_user, script))
+    return _reply(script, functools.partial(_saved_script_page, script), ".script", script_id=script.id)
+
+
+@bp.route("/packages/<int:package_id>/replies", methods=["POST"])
+@roles_required("advisor")
+def package_reply(package_id: int):
+    package = db.get_or_404(Package, package_id)
+    require(can_edit_package(current_user, package))
+    return _reply(package, functools.partial(_saved_package_page, package), ".package", package_id=package.id)
+
+
 # --- packages ------------------------------------------------------------------------------------
 
 
@@ -366,17 +425,6 @@ def package_create(script_id: int):
     return redirect(url_for(".script", script_id=script.id))
 
 
-def _channel_groups() -> list[tuple[Partner, list[Channel]]]:
-    channels = db.session.scalars(
-        sa.select(Channel).join(Partner).where(Channel.active.is_(True), Partner.active.is_(True))
-        .options(so.contains_eager(Channel.partner))
-        .order_by(Partner.name, Channel.platform, Channel.handle))
-    groups: dict[int, tuple[Partner, list[Channel]]] = {}
-    for channel in channels:
-        groups.setdefault(channel.partner_id, (channel.partner, []))[1].append(channel)
-    return list(groups.values())
-
-
 def _package_form(groups) -> PackageForm:
     form = PackageForm()
     form.channels.choices = [SelectChoice(c.id, c.label) for _partner, channels in groups for c in channels]
@@ -392,7 +440,7 @@ def _fill_package_form(form: PackageForm, package: Package) -> None:
 
 
 def _package_page(package: Package, form: PackageForm, groups, *, report=None, report_texts=None,
-                  error: DomainError | None = None, archive_form=None, status: int = 200):
+                  error: DomainError | None = None, archive_form=None, reply_form=None, status: int = 200):
     scan = queries.latest_scan("package", package.id)
     approval = queries.latest_approval(package)
     checklist = {
@@ -414,7 +462,10 @@ def _package_page(package: Package, form: PackageForm, groups, *, report=None, r
         report_texts=report_texts, subtitle_lines=subtitle_lines,
         preview_lines=services.subtitle_lines_not_in_script(package) if scan is None else None,
         approval=approval, approval_live=approval is not None and compliance.live_approval(package) is not None,
-        reviews=queries.reviews_of(package=package), threads=queries.threads, error=error,
+        can_download_master=can_download_approved_master(current_user, package),
+        reviews=compliance_queries.subject_reviews(package_id=package.id),
+        threads=compliance_queries.comment_threads,
+        reply=_reply_target(url_for(".package_reply", package_id=package.id), package, reply_form), error=error,
         action_form=ActionForm(), archive_form=archive_form or ArchiveForm(),
         archivable="archived" in states.PACKAGE_TRANSITIONS.get(package.status, {}),
         distribution=(distribution_queries.package_distribution(package.id)
@@ -429,7 +480,7 @@ def package(package_id: int):
     require(can_view_package(current_user, package))
     if request.method == "POST":
         require(can_edit_package(current_user, package))
-    groups = _channel_groups()
+    groups = distribution_queries.channel_groups()
     form = _package_form(groups)
     if request.method == "GET":
         _fill_package_form(form, package)
@@ -458,11 +509,37 @@ def package(package_id: int):
     return redirect(url_for(".package", package_id=package.id))
 
 
-def _package_action_error(package: Package, err: DomainError, **kwargs):
-    groups = _channel_groups()
+def _saved_package_page(package: Package, **kwargs):
+    """The package page with the form showing the saved package (after an action elsewhere on it)."""
+    groups = distribution_queries.channel_groups()
     form = _package_form(groups)
     _fill_package_form(form, package)
-    return _package_page(package, form, groups, error=err, status=err.status, **kwargs)
+    return _package_page(package, form, groups, **kwargs)
+
+
+def _package_action_error(package: Package, err: DomainError, **kwargs):
+    return _saved_package_page(package, error=err, status=err.status, **kwargs)
+
+
+@bp.route("/packages/<int:package_id>/approved-master.mp4")
+@login_required
+def package_master(package_id: int):
+    """The approved master of a package, as a fresh signed link bound to this user: the file then goes
+    through the checks of every approved download (approval in force, audience, SHA-256, download log)."""
+    package = db.session.get(Package, package_id)
+    if package is None or not can_download_approved_master(current_user, package):
+        abort(404)  # another advisor's package does not exist for this user
+    approval = compliance.live_approval(package)
+    rendition = approved_rendition(approval)
+    if rendition is None:
+        abort(404, _("This package has no approval in force, so there is no approved master to download."))
+    if package.author_id == current_user.id and current_user.has_role("advisor"):
+        role = "advisor"
+    else:
+        role = "compliance" if current_user.has_role("compliance") else "admin"
+    url = rendition_link(rendition, Audience(user_id=current_user.id, role=role),
+                         filename=default_filename(rendition, FILE_VIDEO))
+    return redirect(url)
 
 
 @bp.route("/packages/<int:package_id>/submit", methods=["POST"])
@@ -518,7 +595,7 @@ def package_archive(package_id: int):
     require(can_edit_package(current_user, package))
     archive_form = ArchiveForm()
     if not archive_form.validate_on_submit():
-        groups = _channel_groups()
+        groups = distribution_queries.channel_groups()
         form = _package_form(groups)
         _fill_package_form(form, package)
         return _package_page(package, form, groups, archive_form=archive_form, status=400)

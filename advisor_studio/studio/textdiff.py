@@ -1,6 +1,8 @@
-"""Pure text-to-HTML helpers for the studio pages: a side-by-side character diff of two revisions
-and the highlighting of pre-check findings. No Flask and no database; every piece of text is
-escaped here and only our own ``<del>``, ``<ins>`` and ``<mark>`` tags are added.
+"""The side-by-side character diff of two texts (pure logic, no Flask, no database): the one diff
+of the platform. Revisions are the studio's, so the studio owns it; the compliance review page
+imports it to show what changed since the previous round. Every piece of text is escaped here
+and only our own ``<del>`` and ``<ins>`` tags are added. (Findings are highlighted by
+``compliance.highlight``.)
 
 The diff works per character (Chinese has no spaces to split words on) with
 ``difflib.SequenceMatcher(autojunk=False)``. A plain character SequenceMatcher over two
@@ -15,11 +17,14 @@ from __future__ import annotations
 import re
 from difflib import SequenceMatcher
 from itertools import zip_longest
+from typing import NamedTuple
 
 from markupsafe import Markup, escape
 
 # Character comparison is used directly when len(a) * len(b) is at most this (about 20 ms).
 CHAR_DIFF_LIMIT = 400_000
+# Line matching is skipped (the texts are one block) when len(lines a) * len(lines b) exceeds this.
+LINE_MATCH_LIMIT = 4_000_000
 NEWLINE_MARK = "↵"
 _SPLITTERS = (
     re.compile(r"[^\n]*\n|[^\n]+"),  # lines
@@ -95,6 +100,17 @@ def _diff(a: str, b: str, level: int = 0) -> list[tuple[str, str, str]]:
     return blocks
 
 
+def char_opcodes(old: str, new: str) -> list[tuple[str, int, int, int, int]]:
+    """Opcodes (tag, i1, i2, j1, j2) over the characters of ``old`` and ``new``, as difflib gives them:
+    tag is equal / delete / insert / replace and the spans cover both texts exactly, in order."""
+    ops: list[tuple[str, int, int, int, int]] = []
+    i = j = 0
+    for tag, a, b in _diff(old or "", new or ""):
+        ops.append((tag, i, i + len(a), j, j + len(b)))
+        i, j = i + len(a), j + len(b)
+    return ops
+
+
 def char_diff(old: str, new: str) -> tuple[list[Piece], list[Piece]]:
     """The two sides of a character diff as pieces of (text, changed)."""
     left: list[Piece] = []
@@ -127,28 +143,49 @@ def _lines(pieces: list[Piece], tag: str) -> list[Markup]:
     return lines
 
 
-def side_by_side(old: str, new: str) -> list[tuple[Markup, Markup]]:
-    """Rows of (old line, new line) HTML: deletions in ``<del>``, additions in ``<ins>``.
+class DiffRow(NamedTuple):
+    """One line of the side-by-side view: escaped HTML of the old and the new line, and whether
+    it belongs to a changed block (a line on one side only, or with deletions or insertions)."""
+
+    left: Markup
+    right: Markup
+    changed: bool
+
+
+def _block_rows(old: str, new: str, has_old: bool, has_new: bool) -> list[DiffRow]:
+    left, right = char_diff(old, new)
+    left_lines = _lines(left, "del") if has_old else []
+    right_lines = _lines(right, "ins") if has_new else []
+    return [DiffRow(a, b, True) for a, b in zip_longest(left_lines, right_lines, fillvalue=Markup(""))]
+
+
+def side_by_side(old: str, new: str) -> list[DiffRow]:
+    """Rows of old line / new line HTML: deletions in ``<del>``, additions in ``<ins>``.
 
     Lines are aligned by a line-level match first; inside changed blocks the comparison is per
-    character. A side with no counterpart line is an empty Markup.
+    character. A side with no counterpart line is an empty Markup. Two texts with very many lines
+    each (LINE_MATCH_LIMIT) are compared as one block, which keeps the line match from going
+    quadratic on repetitive text.
     """
     old, new = (old or "").replace("\r\n", "\n"), (new or "").replace("\r\n", "\n")
     if not old and not new:
         return []
-    rows: list[tuple[Markup, Markup]] = []
     ta, tb = old.split("\n"), new.split("\n")
+    if old != new and len(ta) * len(tb) > LINE_MATCH_LIMIT:
+        return _block_rows(old, new, True, True)
+    rows: list[DiffRow] = []
     matcher = SequenceMatcher(None, ta, tb, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
-            rows.extend((escape(x), escape(x)) for x in ta[i1:i2])
+            rows.extend(DiffRow(escape(x), escape(x), False) for x in ta[i1:i2])
             continue
-        a, b = "\n".join(ta[i1:i2]), "\n".join(tb[j1:j2])
-        left, right = char_diff(a, b)
-        left_lines = _lines(left, "del") if i2 > i1 else []
-        right_lines = _lines(right, "ins") if j2 > j1 else []
-        rows.extend(zip_longest(left_lines, right_lines, fillvalue=Markup("")))
+        rows.extend(_block_rows("\n".join(ta[i1:i2]), "\n".join(tb[j1:j2]), i2 > i1, j2 > j1))
     return rows
+
+
+def has_changes(rows: list[DiffRow]) -> bool:
+    """True when any row differs."""
+    return any(row.changed for row in rows)
 
 
 def diff_counts(old: str, new: str) -> dict[str, int]:
@@ -156,48 +193,3 @@ def diff_counts(old: str, new: str) -> dict[str, int]:
     left, right = char_diff(old or "", new or "")
     return {"deleted": sum(len(t) for t, changed in left if changed),
             "inserted": sum(len(t) for t, changed in right if changed)}
-
-
-# --- findings ------------------------------------------------------------------------------------
-
-
-def _valid_span(text: str, finding: dict) -> tuple[int, int] | None:
-    start, end = finding.get("start"), finding.get("end")
-    if not isinstance(start, int) or not isinstance(end, int) or not 0 <= start < end <= len(text):
-        return None
-    if finding.get("text") not in (None, "") and text[start:end] != finding["text"]:
-        return None  # the finding belongs to another version of the text
-    return start, end
-
-
-def mark_findings(text: str, findings: list[dict]) -> Markup:
-    """``text`` as escaped HTML with each finding's span in ``<mark class="finding-block|warn">``.
-
-    Overlapping findings are merged into runs; a run is "block" when any finding covering it
-    blocks. Each mark carries the 1-based numbers of its findings (``data-findings``) and their
-    rules in ``title``.
-    """
-    text = text or ""
-    spans: list[tuple[int, int, int, dict]] = []
-    for number, finding in enumerate(findings, start=1):
-        span = _valid_span(text, finding)
-        if span is not None:
-            spans.append((span[0], span[1], number, finding))
-    if not spans:
-        return escape(text)
-    bounds = sorted({0, len(text), *(s for s, _e, _n, _f in spans), *(e for _s, e, _n, _f in spans)})
-    out: list[Markup] = []
-    mark = Markup('<mark class="finding-{0}" data-findings="{1}" title="{2}">{3}</mark>')
-    for start, end in zip(bounds, bounds[1:], strict=False):
-        covering = [(n, f) for s, e, n, f in spans if s <= start and end <= e]
-        chunk = text[start:end]
-        if not covering:
-            out.append(escape(chunk))
-            continue
-        severity = "block" if any(f.get("severity") == "block" for _n, f in covering) else "warn"
-        numbers = " ".join(str(n) for n, _f in covering)
-        title = "; ".join(dict.fromkeys(
-            f.get("title") or f"{f.get('rule', '')}: {f.get('phrase') or f.get('text', '')}"
-            for _n, f in covering))
-        out.append(mark.format(severity, numbers, title, chunk))
-    return Markup("").join(out)

@@ -18,6 +18,8 @@ from advisor_studio import audit, storage
 from advisor_studio.dbtypes import utcnow
 from advisor_studio.errors import Conflict, PermissionDenied, ValidationError
 from advisor_studio.extensions import db
+from advisor_studio.notifications import models as notes
+from advisor_studio.notifications import services as notifications
 from advisor_studio.studio.models import PACKAGE_EDITABLE, STATUS_LABELS
 from advisor_studio.tasks_util import enqueue_after_commit
 from advisor_studio.video import render as render_logic
@@ -317,6 +319,7 @@ def mark_ready(rendition: Rendition, *, key: str, result, cover_key: str, cover_
     db.session.flush()
     audit.record("rendition.ready", "rendition", rendition.id, actor="worker",
                  details={"sha256": result.sha256, "size": result.size_bytes, "package_id": rendition.package_id})
+    _notify_advisor(rendition, notes.RENDER_FINISHED)
     # A render requested before a later edit finishes stale: it stays in the list but does not win.
     adopt_if_current(rendition, "worker")
 
@@ -329,3 +332,11 @@ def mark_failed(rendition: Rendition, code: str, detail: str = "") -> None:
     db.session.flush()
     audit.record("rendition.failed", "rendition", rendition.id, actor="worker",
                  details={"code": code, "detail": (detail or "")[:500]})
+    _notify_advisor(rendition, notes.RENDER_FAILED, code=code)
+
+
+def _notify_advisor(rendition: Rendition, kind: str, **params) -> None:
+    """Tell the package's advisor that a render finished or failed (the package page shows it)."""
+    package = rendition.package
+    notifications.notify(kind, [package.author_id], object_type="package", object_id=package.id,
+                         params={"title": package.title, **params})

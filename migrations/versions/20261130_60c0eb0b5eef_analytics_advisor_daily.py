@@ -6,7 +6,7 @@ days already rolled up are computed here from analytics_daily, in plain SQL, so 
 same figures right after the upgrade. Self-contained (no application imports).
 
 Revision ID: 60c0eb0b5eef
-Revises: 8e4c1a7d2b95
+Revises: 3b9e5c7a1d24
 Create Date: 2026-11-30 08:41:52.017710
 
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '60c0eb0b5eef'
-down_revision = '8e4c1a7d2b95'
+down_revision = '3b9e5c7a1d24'
 branch_labels = None
 depends_on = None
 

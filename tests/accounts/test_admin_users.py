@@ -8,6 +8,7 @@ from advisor_studio.accounts.models import AdvisorProfile, User
 from advisor_studio.audit import AuditEntry
 from advisor_studio.extensions import db
 from tests.conftest import csrf_from, login, signed_in
+from tests.factories import make_channel
 
 
 def _post(client, path, data, form_page=None):
@@ -75,9 +76,12 @@ def test_overlong_field_is_refused(app, users):
 def test_admin_edits_roles_and_sac_number(app, users):
     admin = signed_in(app, users["admin"])
     target = users["advisor"]
+    with app.app_context():
+        partner_id = make_channel("蓝海MCN").partner_id  # the mcn role needs a partner
+        db.session.commit()
     resp = _post(admin, f"/admin/users/{target.id}", {
         "name": "Renamed", "roles": ["advisor", "mcn"], "real_name": "真名", "sac_number": "S9999999999999",
-        "bio": "十年投研经验",
+        "bio": "十年投研经验", "partner_id": str(partner_id),
     })
     assert resp.status_code == 302
     with app.app_context():

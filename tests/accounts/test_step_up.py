@@ -21,6 +21,7 @@ from tests.compliance.test_review_pages import (
     submit_package,
 )
 from tests.conftest import csrf_from, signed_in
+from tests.factories import make_channel
 
 
 def make_stale(client) -> None:
@@ -172,17 +173,20 @@ def test_stale_lexicon_edit_and_remove_are_refused(app, people):
 def test_stale_role_change_is_refused_until_confirmed(app, users):
     admin = signed_in(app, users["admin"])
     target = users["advisor2"]
+    with app.app_context():
+        partner_id = str(make_channel("蓝海MCN").partner_id)  # the mcn role needs a partner
+        db.session.commit()
+    change = {"name": "x", "roles": ["advisor", "mcn"], "partner_id": partner_id}
     page = _page(admin, f"/admin/users/{target.id}")
     make_stale(admin)
-    resp = _post(admin, f"/admin/users/{target.id}", {"name": "x", "roles": ["advisor", "mcn"]}, page=page)
+    resp = _post(admin, f"/admin/users/{target.id}", change, page=page)
     assert resp.headers["Location"].startswith("/account/confirm")
     from advisor_studio.accounts.models import User
 
     with app.app_context():
         assert db.session.get(User, target.id).roles == {"advisor"}
     confirm(admin, resp.headers["Location"], password=users["admin"].password)
-    assert _post(admin, f"/admin/users/{target.id}", {"name": "x", "roles": ["advisor", "mcn"]},
-                 page=page).status_code == 302
+    assert _post(admin, f"/admin/users/{target.id}", change, page=page).status_code == 302
     with app.app_context():
         assert db.session.get(User, target.id).roles == {"advisor", "mcn"}
 

@@ -253,7 +253,7 @@ def test_advisor_writes_prechecks_fixes_submits_and_recalls_a_script(app, users,
     [findings] = by_testid(page, "findings")
     assert attr(findings, "data-blocking") == "true"
     body_marks = re.search(r'data-testid="highlight-body"[^>]*>(.*?)</div>', html(page), re.S).group(1)
-    assert '<mark class="finding-block"' in body_marks and "稳赚不赔" in body_marks
+    assert '<mark class="finding finding-block"' in body_marks and "稳赚不赔" in body_marks
     assert any(attr(t, "data-rule") == "forbidden_phrase" and attr(t, "data-field") == "body"
                for t in by_testid(page, "finding"))
 
@@ -331,7 +331,7 @@ def test_findings_highlight_escapes_the_advisors_text(app, users, lexicon):
     assert '<script>alert("x")' not in text and "<b>" not in text
     assert "&lt;script&gt;alert(" in text
     marks = re.search(r'data-testid="highlight-body"[^>]*>(.*?)</div>', text, re.S).group(1)
-    assert re.search(r'<mark class="finding-block"[^>]*>稳赚</mark>', marks)
+    assert re.search(r'<mark class="finding finding-block"[^>]*>稳赚</mark>', marks)
 
 
 def test_one_megabyte_body_is_refused_with_400_and_nothing_is_stored(app, users, lexicon):
@@ -424,9 +424,9 @@ def test_reviewer_comments_are_threaded_and_quote_their_anchor(app, users, lexic
     assert "请补充风险提示的位置" in html(page)
     comments = {attr(t, "data-comment-id"): attr(t, "data-parent-id") for t in by_testid(page, "comment")}
     assert comments == {str(top_id): "", str(reply_id): str(top_id)}
-    [quote] = by_testid(page, "anchor-quote")
+    [quote] = by_testid(page, "comment-anchor")
     assert attr(quote, "data-field") == "body"
-    assert re.search(r'data-testid="anchor-quote"[^>]*>.*?分散投资', html(page), re.S)
+    assert re.search(r'data-testid="comment-anchor"[^>]*>.*?分散投资', html(page), re.S)
     assert by_testid(page, "changes-requested")
     row = by_testid(client.get(f"/studio/scripts/{script_id}/revisions"), "revision-row")[0]
     assert attr(row, "data-outcome") == "request_changes"

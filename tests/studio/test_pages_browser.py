@@ -108,3 +108,36 @@ def _drive(page, app, users, live_server) -> None:
     screenshot(page, "studio-script-mobile")
     csp = [e for e in errors if "Content Security Policy" in e or "Refused" in e]
     assert csp == [], csp
+
+
+def test_render_badge_follows_the_progress_bar_and_an_approved_package_warns_before_upload(
+        app, users, live_server, page):
+    """The badge said "queued" while the bar climbed; an upload to an approved package said nothing."""
+    from advisor_studio.video.models import RENDER_QUEUED, RENDER_RUNNING, Rendition
+
+    advisor = users["advisor"]
+    package_id = approved_package(app, advisor.id, users["compliance"].id)
+    with app.app_context():
+        package = db.session.get(Package, package_id)
+        ready = package.rendition
+        queued = Rendition(package_id=package_id, source_id=ready.source_id, recipe={}, recipe_hash="1" * 64,
+                           status=RENDER_QUEUED, progress=0.0)
+        db.session.add(queued)
+        db.session.commit()
+        queued_id = queued.id
+    sign_in(page, live_server, advisor)
+    page.goto(f"{live_server}/studio/packages/{package_id}")
+    assert page.locator('[data-testid="upload-approved-warning"]').is_visible()
+    badge = page.locator(f'[data-testid="rendition-{queued_id}"] [data-status]')
+    assert badge.inner_text().strip() == "排队中"
+    with app.app_context():
+        db.session.execute(sa.update(Rendition).where(Rendition.id == queued_id)
+                           .values(status=RENDER_RUNNING, progress=40.0))
+        db.session.commit()
+    page.wait_for_function(
+        "id => document.querySelector(`[data-testid='rendition-${id}'] [data-status]`).textContent.trim() === '渲染中'",
+        arg=queued_id, timeout=15_000)
+    bar = page.locator(f'[data-testid="rendition-{queued_id}"] [data-bar]')
+    assert bar.inner_text().strip() == "40%"
+    assert "text-bg-info" in badge.get_attribute("class")
+    screenshot(page, "studio-render-badge")

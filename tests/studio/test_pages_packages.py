@@ -75,6 +75,29 @@ def test_package_is_created_from_the_preapproved_script_only(app, users):
         assert (package.status, package.author_id) == ("draft", advisor.id)
 
 
+def test_preapproved_script_page_leads_to_its_package(app, users):
+    advisor = users["advisor"]
+    script_id = approved_script(app, advisor.id, users["compliance"].id)
+    client = signed_in(app, advisor)
+    page = client.get(f"/studio/scripts/{script_id}")
+    assert by_testid(page, "next-step") and not by_testid(page, "open-package")
+    [button] = by_testid(page, "create-package")
+    assert "btn-success" in attr(button, "class")  # the page's main action
+    resp = post_form(client, f"/studio/scripts/{script_id}/packages", {}, form_page=f"/studio/scripts/{script_id}")
+    assert resp.status_code == 302
+    package_page = client.get(resp.headers["Location"])
+    assert package_page.status_code == 200 and by_testid(package_page, "package-form")
+    package_id = int(resp.headers["Location"].rstrip("/").rsplit("/", 1)[1])
+    # Back on the script: the next step is the package just made, not another one.
+    page = client.get(f"/studio/scripts/{script_id}")
+    assert attr(by_testid(page, "next-step")[0], "data-package-id") == str(package_id)
+    assert attr(by_testid(page, "open-package")[0], "href") == f"/studio/packages/{package_id}"
+    assert "btn-outline-secondary" in attr(by_testid(page, "create-package")[0], "class")
+    # Compliance reads that the script is pre-approved, without the advisor's buttons.
+    page = signed_in(app, users["compliance"]).get(f"/studio/scripts/{script_id}")
+    assert by_testid(page, "preapproved") and not by_testid(page, "create-package")
+
+
 def test_edit_package_reports_the_bad_srt_line_and_saves_nothing(app, users):
     package_id = package_for(app, users["advisor"].id, users["compliance"].id)
     before = package_state(app, package_id)
@@ -188,7 +211,7 @@ def test_blocking_caption_refuses_the_package_submission_with_the_report(app, us
     resp = post_form(client, f"/studio/packages/{package_id}/submit", {}, form_page=f"/studio/packages/{package_id}")
     assert resp.status_code == 400
     assert attr(by_testid(resp, "findings")[0], "data-blocking") == "true"
-    assert '<mark class="finding-block"' in html(resp).split('data-testid="highlight-caption"', 1)[1]
+    assert '<mark class="finding finding-block"' in html(resp).split('data-testid="highlight-caption"', 1)[1]
     assert package_state(app, package_id)["status"] == "draft"
 
 
@@ -290,3 +313,15 @@ def test_packages_list_shows_rendition_state_and_expiry(app, users):
     assert "—" not in html(filtered).split('data-testid="expires-at"', 1)[1].split("</td>", 1)[0]
     empty = signed_in(app, users["advisor2"]).get("/studio/packages")
     assert by_testid(empty, "empty-state")
+
+
+def test_upload_warning_shows_on_an_approved_package_only(app, users):
+    draft_id = package_for(app, users["advisor"].id, users["compliance"].id, rendition=True)
+    approved_id = approved_package(app, users["advisor"].id, users["compliance"].id)
+    client = signed_in(app, users["advisor"])
+    draft = client.get(f"/studio/packages/{draft_id}")
+    assert not by_testid(draft, "upload-approved-warning")
+    # Channels are named by platform, not by its code.
+    labels = html(draft).split('data-testid="channel-choices"', 1)[1].split("</fieldset>", 1)[0]
+    assert "抖音 · h" in labels and "douyin:" not in labels
+    assert by_testid(client.get(f"/studio/packages/{approved_id}"), "upload-approved-warning")

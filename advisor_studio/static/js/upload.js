@@ -46,6 +46,9 @@
   function follow(item) {
     const url = item.getAttribute('data-rendition-status-url');
     const bar = item.querySelector('[data-bar]');
+    const badge = item.querySelector('[data-status]');
+    const labels = JSON.parse(item.getAttribute('data-status-labels') || '{}');
+    const colors = { queued: 'secondary', running: 'info', ready: 'primary', failed: 'danger' };
     const timer = window.setInterval(function () {
       fetch(url, { headers: { 'Accept': 'application/json' }, credentials: 'same-origin' })
         .then(function (r) { return r.json(); })
@@ -53,6 +56,10 @@
           if (bar) {
             bar.style.width = data.progress + '%';
             bar.textContent = Math.round(data.progress) + '%';
+          }
+          if (badge && labels[data.status]) {  // the badge follows the bar: "rendering" once it climbs
+            badge.textContent = labels[data.status];
+            badge.className = 'badge text-bg-' + (colors[data.status] || 'secondary');
           }
           if (data.status === 'ready' || data.status === 'failed') {
             window.clearInterval(timer);
