@@ -34,22 +34,9 @@ SEGMENTS = (SEGMENT_COUNTED, SEGMENT_BOT, SEGMENT_EMPLOYEE, SEGMENT_FRAUD)
 BIGINT = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
 
-class DailyRollup(db.Model):
-    """Clicks and conversions of one business day (Beijing) on one link (``link_id`` None: unattributed conversions)."""
+class RollupMeasures:
+    """The additive measures of a rollup row, the same in analytics_daily and in its advisor slices."""
 
-    __tablename__ = "analytics_daily"
-
-    id: so.Mapped[int] = so.mapped_column(BIGINT, primary_key=True)
-    day: so.Mapped[date] = so.mapped_column(sa.Date)
-    segment: so.Mapped[str] = so.mapped_column(sa.String(12))
-    link_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("referral_links.id"))
-    advisor_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id"))
-    package_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("packages.id"))
-    channel_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("channels.id"))
-    partner_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("partners.id"))
-    group_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("community_groups.id"))
-    platform: so.Mapped[str | None] = so.mapped_column(sa.String(32))  # the channel's platform
-    campaign: so.Mapped[str | None] = so.mapped_column(sa.String(64))
     clicks: so.Mapped[int] = so.mapped_column(default=0)
     duplicate_clicks: so.Mapped[int] = so.mapped_column(default=0)
     unique_visitors: so.Mapped[int] = so.mapped_column(default=0)
@@ -65,11 +52,80 @@ class DailyRollup(db.Model):
     # Conversions credited to a referring customer (customer-to-customer links, 以老带新).
     customer_referrals: so.Mapped[int] = so.mapped_column(default=0)
 
+
+class DailyRollup(RollupMeasures, db.Model):
+    """Clicks and conversions of one business day (Beijing) on one link (``link_id`` None: unattributed conversions)."""
+
+    __tablename__ = "analytics_daily"
+
+    id: so.Mapped[int] = so.mapped_column(BIGINT, primary_key=True)
+    day: so.Mapped[date] = so.mapped_column(sa.Date)
+    segment: so.Mapped[str] = so.mapped_column(sa.String(12))
+    link_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("referral_links.id"))
+    advisor_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id"))
+    package_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("packages.id"))
+    channel_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("channels.id"))
+    partner_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("partners.id"))
+    group_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("community_groups.id"))
+    platform: so.Mapped[str | None] = so.mapped_column(sa.String(32))  # the channel's platform
+    campaign: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+
     __table_args__ = (
         sa.CheckConstraint(sa.column("segment").in_(SEGMENTS), name="segment_known"),
         sa.Index("ix_analytics_daily_day_segment", "day", "segment"),
         sa.Index("ix_analytics_daily_advisor_day", "advisor_id", "day"),
         sa.Index("ix_analytics_daily_link_day", "link_id", "day"),
+    )
+
+
+# The dimensions an AdvisorDailyRollup row can be sliced by ("all": the advisor's whole day), each with
+# the column of analytics_daily (and of the slices) that holds its value.
+SLICE_ALL = "all"
+SLICE_COLUMNS = {"package": "package_id", "channel": "channel_id", "partner": "partner_id", "group": "group_id",
+                 "platform": "platform", "campaign": "campaign"}
+SLICES = (SLICE_ALL, *SLICE_COLUMNS)
+
+
+class AdvisorDailyRollup(RollupMeasures, db.Model):
+    """``analytics_daily`` summed without the link: one row per (business day, segment, advisor, one
+    dimension's value), for the funnels that name at most one dimension besides the advisor.
+
+    ``dimension`` says which column a row is sliced by ("all": none, the advisor's whole day); only that
+    column is set, the other dimension columns are NULL. A ``group`` row with ``group_id`` NULL holds
+    the advisor's day outside any group. An advisor with ten links in three groups has four group rows
+    a day where analytics_daily has ten, and one "all" row. Maintained with analytics_daily, in the same
+    transaction, from its rows (rollups.py); the measures mean exactly what they mean there.
+
+    No foreign keys: every value is copied from an analytics_daily row in the same statement, whose
+    own foreign keys hold it; checking each derived row again cost a third of writing the slices.
+    """
+
+    __tablename__ = "analytics_advisor_daily"
+
+    id: so.Mapped[int] = so.mapped_column(BIGINT, primary_key=True)
+    day: so.Mapped[date] = so.mapped_column(sa.Date)
+    segment: so.Mapped[str] = so.mapped_column(sa.String(12))
+    dimension: so.Mapped[str] = so.mapped_column(sa.String(12))
+    advisor_id: so.Mapped[int | None] = so.mapped_column()
+    package_id: so.Mapped[int | None] = so.mapped_column()
+    channel_id: so.Mapped[int | None] = so.mapped_column()
+    partner_id: so.Mapped[int | None] = so.mapped_column()
+    group_id: so.Mapped[int | None] = so.mapped_column()
+    platform: so.Mapped[str | None] = so.mapped_column(sa.String(32))
+    campaign: so.Mapped[str | None] = so.mapped_column(sa.String(64))
+
+    __table_args__ = (
+        sa.CheckConstraint(sa.column("segment").in_(SEGMENTS), name="segment_known"),
+        sa.CheckConstraint(sa.column("dimension").in_(SLICES), name="dimension_known"),
+        sa.CheckConstraint(" AND ".join(f"(dimension = '{name}' OR {column} IS NULL)"
+                                        for name, column in SLICE_COLUMNS.items()), name="only_its_dimension"),
+        # Everyone's slices of one dimension over a range (by group, by campaign ...): the counted rows
+        # only, which a bitmap scan finds on a few pages where (dimension, day) made a seq scan cheaper.
+        sa.Index("ix_analytics_advisor_daily_dimension_segment_day", "dimension", "segment", "day"),
+        # One advisor's slices (their own funnel, with or without one more dimension).
+        sa.Index("ix_analytics_advisor_daily_advisor_dimension_day", "advisor_id", "dimension", "day"),
+        # The refresh replaces whole days.
+        sa.Index("ix_analytics_advisor_daily_day", "day"),
     )
 
 

@@ -1,9 +1,11 @@
 """The one read side of analytics: funnels, the star-advisor leaderboard and the AARRR panel.
 
 Pages, their CSV exports and `flask analytics funnel` all call these functions, so they show the same
-numbers. Every figure comes from ``analytics_daily`` (one GROUP BY per call, plus one for the
-comparison with the previous period), except AARRR's retention, which needs each customer's own
-history and reads the raw conversions.
+numbers. Every figure comes from the rollups (one GROUP BY per call, the previous period's comparison
+in the same statement), except AARRR's retention, which needs each customer's own history and reads
+the raw conversions. A funnel that names at most one dimension besides the advisor reads the advisor
+slices (``analytics_advisor_daily``, a few rows per advisor and day); one that combines two reads
+``analytics_daily`` (a row per link and day). Both hold the same figures (tested), see ``_source``.
 
 Definitions (the same everywhere):
 
@@ -33,7 +35,13 @@ from flask_babel import lazy_gettext as _l
 
 from advisor_studio.accounts.models import User, UserRole
 from advisor_studio.analytics import rollups
-from advisor_studio.analytics.models import SEGMENT_COUNTED, SEGMENTS, DailyRollup
+from advisor_studio.analytics.models import (
+    SEGMENT_COUNTED,
+    SEGMENTS,
+    SLICE_ALL,
+    AdvisorDailyRollup,
+    DailyRollup,
+)
 from advisor_studio.compliance.models import STAGE_PACKAGE, Approval
 from advisor_studio.dbtypes import BUSINESS_TZ, MAX_INTEGER, business_today, utcnow
 from advisor_studio.distribution.models import CHANNEL_PLATFORMS, PLATFORM_LABELS, Channel, Partner
@@ -49,14 +57,15 @@ RETENTION_DAYS = 30
 CAMPAIGN_MAX = 64
 CENT = Decimal("0.01")
 
+# Each entity dimension and the column that holds it, in analytics_daily and in its advisor slices alike.
 ENTITY_DIMENSIONS = {
-    "advisor": DailyRollup.advisor_id,
-    "package": DailyRollup.package_id,
-    "platform": DailyRollup.platform,
-    "partner": DailyRollup.partner_id,
-    "channel": DailyRollup.channel_id,
-    "group": DailyRollup.group_id,
-    "campaign": DailyRollup.campaign,
+    "advisor": "advisor_id",
+    "package": "package_id",
+    "platform": "platform",
+    "partner": "partner_id",
+    "channel": "channel_id",
+    "group": "group_id",
+    "campaign": "campaign",
 }
 TIME_DIMENSIONS = ("day", "week", "month")
 DIMENSIONS = (*ENTITY_DIMENSIONS, *TIME_DIMENSIONS)
@@ -261,32 +270,48 @@ def check_filters(scope: int | None, raw: dict | None) -> dict:
     return clean
 
 
-def _where(scope: int | None, date_from: date, date_to: date, filters: dict) -> list:
-    conditions = [DailyRollup.day >= date_from, DailyRollup.day <= date_to]
+Rollup = type[DailyRollup] | type[AdvisorDailyRollup]
+
+
+def _source(by: str | None, filters: dict) -> tuple[Rollup, str | None]:
+    """The rollup table that answers a funnel and, for the advisor slices, the slice to read.
+
+    The slices hold every figure per (day, advisor) for one dimension at a time, a few rows per
+    advisor and day where analytics_daily has one per link: they answer whenever at most one dimension
+    besides the advisor is grouped by or filtered on. Two or more need analytics_daily.
+    """
+    named = {name for name in filters if name != "advisor"}
+    if by in ENTITY_DIMENSIONS and by != "advisor":
+        named.add(by)
+    if len(named) > 1:
+        return DailyRollup, None
+    return AdvisorDailyRollup, (named.pop() if named else SLICE_ALL)
+
+
+def _column(table: Rollup, name: str):
+    return getattr(table, ENTITY_DIMENSIONS[name])
+
+
+def _where(table: Rollup, dimension: str | None, scope: int | None, date_from: date, date_to: date,
+           filters: dict) -> list:
+    conditions = [table.day >= date_from, table.day <= date_to]
+    if dimension is not None:
+        conditions.append(table.dimension == dimension)
     if scope is not None:
-        conditions.append(DailyRollup.advisor_id == scope)
+        conditions.append(table.advisor_id == scope)
     for name, value in filters.items():
-        conditions.append(ENTITY_DIMENSIONS[name] == value)
+        conditions.append(_column(table, name) == value)
     return conditions
 
 
 # --- funnel ---------------------------------------------------------------------------------------
 
+SUMMED = ("clicks", "unique_visitors", "signups", "accounts_opened", "accounts_rejected", "funded_count",
+          "funded_amount", "withdrawn_amount", "first_trades", "customer_referrals")
 
-def _sums():
-    def total(column):
-        return sa.func.coalesce(sa.func.sum(column), 0)
 
-    return [total(DailyRollup.clicks).label("clicks"),
-            total(DailyRollup.unique_visitors).label("unique_visitors"),
-            total(DailyRollup.signups).label("signups"),
-            total(DailyRollup.accounts_opened).label("accounts_opened"),
-            total(DailyRollup.accounts_rejected).label("accounts_rejected"),
-            total(DailyRollup.funded_count).label("funded_count"),
-            total(DailyRollup.funded_amount).label("funded_amount"),
-            total(DailyRollup.withdrawn_amount).label("withdrawn_amount"),
-            total(DailyRollup.first_trades).label("first_trades"),
-            total(DailyRollup.customer_referrals).label("customer_referrals")]
+def _sums(table: Rollup) -> list:
+    return [sa.func.coalesce(sa.func.sum(getattr(table, name)), 0).label(name) for name in SUMMED]
 
 
 def _row_of(values) -> FunnelRow:
@@ -306,20 +331,20 @@ def _bucket(day: date, by: str) -> str:
     return day.isoformat()
 
 
-def _label_joins(by: str | None):
-    """(label columns, joins) that name the groups of ``by`` inside the same GROUP BY: no second
-    query with thousands of ids."""
+def _label_joins(by: str | None, key) -> tuple[list, list]:
+    """(label columns, joins) that name the groups of ``by`` from their ``key`` column, in the same
+    statement: no second query with thousands of ids."""
     if by == "advisor":
-        return [User.name, User.email], [(User, User.id == DailyRollup.advisor_id)]
+        return [User.name, User.email], [(User, User.id == key)]
     if by == "package":
-        return [Package.title], [(Package, Package.id == DailyRollup.package_id)]
+        return [Package.title], [(Package, Package.id == key)]
     if by == "partner":
-        return [Partner.name], [(Partner, Partner.id == DailyRollup.partner_id)]
+        return [Partner.name], [(Partner, Partner.id == key)]
     if by == "channel":
         return [Partner.name, Channel.platform, Channel.handle], [
-            (Channel, Channel.id == DailyRollup.channel_id), (Partner, Partner.id == Channel.partner_id)]
+            (Channel, Channel.id == key), (Partner, Partner.id == Channel.partner_id)]
     if by == "group":
-        return [CommunityGroup.name], [(CommunityGroup, CommunityGroup.id == DailyRollup.group_id)]
+        return [CommunityGroup.name], [(CommunityGroup, CommunityGroup.id == key)]
     return [], []
 
 
@@ -339,39 +364,52 @@ def _label_of(by: str, key, names: tuple) -> tuple[str, object]:
     return names[0], key
 
 
-def _grouped(scope, date_from, date_to, by, filters, *, segments: bool, labels: bool = False) -> dict:
-    """{(key, segment): FunnelRow} from one GROUP BY over analytics_daily (labels joined in if asked)."""
-    columns = []
+def _grouped(scope, date_from, date_to, by, filters, *, segments: bool, labels: bool = False,
+             previous_from: date | None = None) -> dict:
+    """{(current, key, segment): FunnelRow} from one GROUP BY over the rollup that ``_source`` picks.
+
+    ``current`` is True for the days from ``date_from`` to ``date_to``. With ``previous_from``, the
+    days from it to the day before ``date_from`` come in the same statement as the previous period
+    (``current`` False): counted rows only, keyed per entity dimension, as one total for days, weeks
+    and months. With ``labels``, the names are joined to the aggregated rows (one per group), not to
+    the rollup rows before they are summed, so the GROUP BY carries no text.
+    """
+    table, dimension = _source(by, filters)
+    current = (table.day >= date_from).label("current")
+    columns = [current]
     if by in TIME_DIMENSIONS:
-        columns.append(DailyRollup.day.label("key"))
+        columns.append(sa.case((current, table.day)).label("key"))
     elif by is not None:
-        columns.append(ENTITY_DIMENSIONS[by].label("key"))
+        columns.append(_column(table, by).label("key"))
     if segments:
-        columns.append(DailyRollup.segment.label("segment"))
-    names, joins = _label_joins(by) if labels else ([], [])
-    names = [column.label(f"name{n}") for n, column in enumerate(names)]
-    stmt = sa.select(*columns, *names, *_sums()).select_from(DailyRollup)
-    for target, onclause in joins:
-        stmt = stmt.outerjoin(target, onclause)
-    stmt = stmt.where(*_where(scope, date_from, date_to, filters))
-    if not segments:
-        stmt = stmt.where(DailyRollup.segment == SEGMENT_COUNTED)
-    if columns or names:
-        stmt = stmt.group_by(*columns, *names)
+        columns.append(table.segment.label("segment"))
+    conditions = _where(table, dimension, scope, previous_from or date_from, date_to, filters)
+    counted = table.segment == SEGMENT_COUNTED
+    conditions.append(sa.or_(counted, current) if segments else counted)
+    stmt = sa.select(*columns, *_sums(table)).where(*conditions).group_by(*columns)
+    names: list = []
+    if labels and by is not None:
+        figures = stmt.subquery("figures")
+        names, joins = _label_joins(by, figures.c.key)
+        names = [column.label(f"name{n}") for n, column in enumerate(names)]
+        if names:
+            stmt = sa.select(figures, *names).select_from(figures)
+            for target, onclause in joins:
+                stmt = stmt.outerjoin(target, onclause)
     out: dict = {}
     for values in db.session.execute(stmt):
-        key = getattr(values, "key", None) if by is not None else None
+        key = values.key if by is not None else None
         if by in TIME_DIMENSIONS and key is not None:
             key = _bucket(key if isinstance(key, date) else date.fromisoformat(str(key)), by)
         segment = values.segment if segments else SEGMENT_COUNTED
         row = _row_of(values)
         row.key = key
         if by is not None and key is not None:
-            row.label, row.export_key = _label_of(by, key, tuple(getattr(values, f"name{n}")
-                                                                 for n in range(len(names))))
-        existing = out.get((key, segment))
+            row.label, row.export_key = _label_of(by, key, tuple(getattr(values, name.name) for name in names))
+        slot = (bool(values.current), key, segment)
+        existing = out.get(slot)
         if existing is None:
-            out[(key, segment)] = row
+            out[slot] = row
         else:
             existing.add(row)
     return out
@@ -408,11 +446,16 @@ def funnel(scope: int | None, date_from: date, date_to: date, by: str | None = N
     length = (date_to - date_from).days + 1
     previous_to = date_from - timedelta(days=1)
     previous_from = date_from - timedelta(days=length)
-    grouped = _grouped(scope, date_from, date_to, by, filters, segments=include_excluded, labels=True)
+    compare = compare and previous_from >= FIRST_DAY
+    grouped = _grouped(scope, date_from, date_to, by, filters, segments=include_excluded, labels=True,
+                       previous_from=previous_from if compare else None)
     counted: dict = {}
     excluded: dict = {}
-    for (key, segment), row in grouped.items():
-        if segment == SEGMENT_COUNTED:
+    before: dict = {}
+    for (current, key, segment), row in grouped.items():
+        if not current:
+            before[key] = row
+        elif segment == SEGMENT_COUNTED:
             counted[key] = row
         else:
             excluded.setdefault(segment, FunnelRow(label=str(SEGMENT_LABELS[segment]))).add(row)
@@ -435,14 +478,12 @@ def funnel(scope: int | None, date_from: date, date_to: date, by: str | None = N
     result = Funnel(date_from=date_from, date_to=date_to, by=by, filters=filters, rows=rows, total=total,
                     previous_from=previous_from, previous_to=previous_to, excluded=excluded,
                     as_of=rollups.fresh_as_of())
-    if compare and previous_from >= FIRST_DAY:
+    if compare:
         # Per group only for dimensions whose keys recur; days, weeks and months only as a total.
-        keyed = by if by in ENTITY_DIMENSIONS else None
-        before = _grouped(scope, previous_from, previous_to, keyed, filters, segments=False)
         result.previous = FunnelRow(label=str(_l("Previous period")))
-        for (key, _segment), row in before.items():
+        for key, row in before.items():
             result.previous.add(row)
-            if keyed is not None:
+            if by in ENTITY_DIMENSIONS:
                 result.previous_rows[key] = row
     return result
 
@@ -483,10 +524,11 @@ def leaderboard(scope: int | None, date_from: date, date_to: date, limit: int = 
     opened, then funded amount. Three queries whatever the number of advisors.
     """
     check_range(date_from, date_to)
-    stmt = (sa.select(DailyRollup.advisor_id.label("key"), *_sums())
-            .where(*_where(scope, date_from, date_to, {}), DailyRollup.segment == SEGMENT_COUNTED,
-                   DailyRollup.advisor_id.is_not(None))
-            .group_by(DailyRollup.advisor_id))
+    table, dimension = _source("advisor", {})
+    stmt = (sa.select(table.advisor_id.label("key"), *_sums(table))
+            .where(*_where(table, dimension, scope, date_from, date_to, {}), table.segment == SEGMENT_COUNTED,
+                   table.advisor_id.is_not(None))
+            .group_by(table.advisor_id))
     figures = {values.key: _row_of(values) for values in db.session.execute(stmt)}
     start, end = _day_bounds(date_from, date_to)
     content_stmt = (sa.select(Package.author_id, sa.func.count(sa.distinct(Approval.package_id)))

@@ -31,7 +31,7 @@ a late account_opened also marks the days of that customer's rejections for a re
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -45,6 +45,9 @@ from advisor_studio.analytics.models import (
     SEGMENT_COUNTED,
     SEGMENT_EMPLOYEE,
     SEGMENT_FRAUD,
+    SLICE_COLUMNS,
+    SLICES,
+    AdvisorDailyRollup,
     DailyRollup,
     DirtyDay,
     FraudFlag,
@@ -108,17 +111,18 @@ def fresh_as_of() -> datetime | None:
 # --- recomputing days -----------------------------------------------------------------------------
 
 
-def _confirmed(item_column) -> sa.ColumnElement:
-    return (sa.select(sa.literal(1)).select_from(FraudFlagItem)
-            .join(FraudFlag, FraudFlag.id == FraudFlagItem.flag_id)
-            .where(item_column, FraudFlag.status == FLAG_CONFIRMED).exists())
+def _confirmed(item_column) -> sa.Select:
+    # An uncorrelated IN: both databases build the (small) set once per statement, where a
+    # correlated EXISTS would probe the flag tables once per raw row of a day being recomputed.
+    return (sa.select(item_column).join(FraudFlag, FraudFlag.id == FraudFlagItem.flag_id)
+            .where(item_column.is_not(None), FraudFlag.status == FLAG_CONFIRMED))
 
 
 def click_segment() -> sa.ColumnElement:
     """The segment of a click row, as SQL."""
     return sa.case(
         (sa.or_(Click.is_bot.is_(True), Click.is_head.is_(True)), SEGMENT_BOT),
-        (_confirmed(FraudFlagItem.click_pk == Click.id), SEGMENT_FRAUD),
+        (Click.id.in_(_confirmed(FraudFlagItem.click_pk)), SEGMENT_FRAUD),
         else_=SEGMENT_COUNTED)
 
 
@@ -126,24 +130,37 @@ def conversion_segment() -> sa.ColumnElement:
     """The segment of a conversion row, as SQL."""
     return sa.case(
         (Conversion.is_employee.is_(True), SEGMENT_EMPLOYEE),
-        (_confirmed(FraudFlagItem.conversion_pk == Conversion.id), SEGMENT_FRAUD),
+        (Conversion.id.in_(_confirmed(FraudFlagItem.conversion_pk)), SEGMENT_FRAUD),
         else_=SEGMENT_COUNTED)
 
 
-def _click_rows(days: list[date]):
+COUNTERS = ("clicks", "duplicate_clicks", "unique_visitors", "signups", "accounts_opened", "accounts_rejected",
+            "funded_count", "withdrawals", "first_trades", "customer_referrals")
+AMOUNTS = ("funded_amount", "withdrawn_amount")
+KEY = ("day", "segment", *DIMENSIONS, "platform")
+
+
+def _measures(given: dict) -> list:
+    """Every measure column in the order of COUNTERS + AMOUNTS: ``given`` ones, zero for the rest."""
+    return [given[name].label(name) if name in given else sa.literal(0, sa.Integer).label(name)
+            for name in COUNTERS] + [
+        given[name].label(name) if name in given else sa.literal(ZERO, sa.Numeric(18, 2)).label(name)
+        for name in AMOUNTS]
+
+
+def _click_part(days: list[date]) -> sa.Select:
     segment = click_segment().label("segment")
     dims = [getattr(Click, name) for name in DIMENSIONS]
-    stmt = (sa.select(Click.day, segment, *dims, Channel.platform,
-                      sa.func.count().label("clicks"),
-                      sa.func.count().filter(Click.is_duplicate.is_(True)).label("duplicate_clicks"),
-                      sa.func.count(sa.distinct(Click.visitor_hash)).label("unique_visitors"))
+    return (sa.select(Click.day.label("day"), segment, *dims, Channel.platform.label("platform"), *_measures({
+                "clicks": sa.func.count(),
+                "duplicate_clicks": sa.func.count().filter(Click.is_duplicate.is_(True)),
+                "unique_visitors": sa.func.count(sa.distinct(Click.visitor_hash))}))
             .select_from(Click).outerjoin(Channel, Channel.id == Click.channel_id)
             .where(Click.day.in_(days))
             .group_by(Click.day, segment, *dims, Channel.platform))
-    return db.session.execute(stmt).mappings().all()
 
 
-def _conversion_rows(days: list[date]):
+def _conversion_part(days: list[date]) -> sa.Select:
     segment = conversion_segment().label("segment")
     dims = [getattr(Conversion, name) for name in DIMENSIONS]
     opened = so.aliased(Conversion)
@@ -159,60 +176,72 @@ def _conversion_rows(days: list[date]):
     def total(condition):
         return sa.func.coalesce(sa.func.sum(Conversion.amount).filter(condition), 0)
 
-    stmt = (sa.select(Conversion.day, segment, *dims, Channel.platform,
-                      count(event == "signup").label("signups"),
-                      count(event == "account_opened").label("accounts_opened"),
-                      count(sa.and_(event == "account_rejected", reverses_an_opening)).label("accounts_rejected"),
-                      count(event == "funded").label("funded_count"),
-                      total(event == "funded").label("funded_amount"),
-                      count(event == "withdrawal").label("withdrawals"),
-                      total(event == "withdrawal").label("withdrawn_amount"),
-                      count(event == "first_trade").label("first_trades"),
-                      count(sa.and_(event == "account_opened", Conversion.referrer_customer_id.is_not(None)))
-                      .label("customer_referrals"))
+    return (sa.select(Conversion.day.label("day"), segment, *dims, Channel.platform.label("platform"), *_measures({
+                "signups": count(event == "signup"),
+                "accounts_opened": count(event == "account_opened"),
+                "accounts_rejected": count(sa.and_(event == "account_rejected", reverses_an_opening)),
+                "funded_count": count(event == "funded"),
+                "funded_amount": total(event == "funded"),
+                "withdrawals": count(event == "withdrawal"),
+                "withdrawn_amount": total(event == "withdrawal"),
+                "first_trades": count(event == "first_trade"),
+                "customer_referrals": count(sa.and_(event == "account_opened",
+                                                    Conversion.referrer_customer_id.is_not(None)))}))
             .select_from(Conversion).outerjoin(Channel, Channel.id == Conversion.channel_id)
             .where(Conversion.day.in_(days))
             .group_by(Conversion.day, segment, *dims, Channel.platform))
-    return db.session.execute(stmt).mappings().all()
 
 
-COUNTERS = ("clicks", "duplicate_clicks", "unique_visitors", "signups", "accounts_opened", "accounts_rejected",
-            "funded_count", "withdrawals", "first_trades", "customer_referrals")
-AMOUNTS = ("funded_amount", "withdrawn_amount")
+def rollup_select(days: list[date]) -> sa.Select:
+    """The analytics_daily rows of ``days`` as one SELECT over the raw tables (columns named as the table's).
+
+    Clicks and conversions are grouped apart by the same key (day, segment, the dimensions, the
+    channel's platform) and then merged per key: a key with clicks only or conversions only is one row
+    with zeros for the other side. GROUP BY puts NULL keys together, so an unattributed conversion
+    (no link) is one row per day and segment.
+    """
+    both = sa.union_all(_click_part(days), _conversion_part(days)).subquery("raw")
+    key = [both.c[name] for name in KEY]
+    sums = [sa.cast(sa.func.sum(both.c[name]), sa.Integer).label(name) for name in COUNTERS]
+    amounts = [sa.func.round(sa.func.sum(both.c[name]), 2).label(name) for name in AMOUNTS]
+    return sa.select(*key, *sums, *amounts).group_by(*key)
 
 
-def compute_rows(days: Iterable[date]) -> list[dict]:
-    """The rollup rows of ``days`` computed from the raw tables (read only)."""
-    days = sorted(set(days))
-    if not days:
-        return []
-    merged: dict[tuple, dict] = {}
-    for source in (_click_rows(days), _conversion_rows(days)):
-        for row in source:
-            key = (row["day"], row["segment"], *(row[name] for name in DIMENSIONS), row["platform"])
-            target = merged.get(key)
-            if target is None:
-                target = {"day": row["day"], "segment": row["segment"], "platform": row["platform"],
-                          **{name: row[name] for name in DIMENSIONS},
-                          **dict.fromkeys(COUNTERS, 0), **dict.fromkeys(AMOUNTS, ZERO)}
-                merged[key] = target
-            for name in COUNTERS:
-                if name in row:
-                    target[name] += int(row[name] or 0)
-            for name in AMOUNTS:
-                if name in row:
-                    target[name] += Decimal(row[name] or 0).quantize(Decimal("0.01"))
-    return list(merged.values())
+def _slice_select(days: list[date], dimension: str) -> sa.Select:
+    """The AdvisorDailyRollup rows of ``days`` sliced by ``dimension``, summed from analytics_daily."""
+    column = SLICE_COLUMNS.get(dimension)
+    key = [DailyRollup.day, DailyRollup.segment, DailyRollup.advisor_id]
+    if column is not None:
+        key.append(getattr(DailyRollup, column))
+    sums = [sa.cast(sa.func.sum(getattr(DailyRollup, name)), sa.Integer) for name in COUNTERS]
+    amounts = [sa.func.round(sa.func.sum(getattr(DailyRollup, name)), 2) for name in AMOUNTS]
+    return (sa.select(*key, sa.literal(dimension, sa.String), *sums, *amounts)
+            .where(DailyRollup.day.in_(days)).group_by(*key))
+
+
+def _delete_days(conditions: Callable[[sa.ColumnElement], list]) -> None:
+    """Delete the rows of both rollup tables whose ``day`` column meets ``conditions(day)``."""
+    db.session.execute(sa.delete(DailyRollup).where(*conditions(DailyRollup.day))
+                       .execution_options(synchronize_session=False))
+    db.session.execute(sa.delete(AdvisorDailyRollup).where(*conditions(AdvisorDailyRollup.day))
+                       .execution_options(synchronize_session=False))
 
 
 def _replace_days(days: list[date]) -> int:
-    """Delete and re-insert the rollup rows of ``days`` in the current transaction; rows inserted."""
-    rows = compute_rows(days)
-    db.session.execute(sa.delete(DailyRollup).where(DailyRollup.day.in_(days))
-                       .execution_options(synchronize_session=False))
-    if rows:
-        db.session.execute(sa.insert(DailyRollup), rows)
-    return len(rows)
+    """Delete and re-insert the rollup rows of ``days`` (analytics_daily, then its advisor slices) in the
+    current transaction; the analytics_daily rows inserted.
+
+    INSERT ... SELECT throughout: the rows are computed and written by the database, never fetched.
+    """
+    _delete_days(lambda day: [day.in_(days)])
+    inserted = db.session.execute(sa.insert(DailyRollup).from_select([*KEY, *COUNTERS, *AMOUNTS], rollup_select(days))
+                                  .execution_options(preserve_rowcount=True))
+    for dimension in SLICES:
+        column = SLICE_COLUMNS.get(dimension)
+        db.session.execute(sa.insert(AdvisorDailyRollup).from_select(
+            ["day", "segment", "advisor_id", *([column] if column else []), "dimension", *COUNTERS, *AMOUNTS],
+            _slice_select(days, dimension)))
+    return inserted.rowcount
 
 
 def _in_batches(days: list[date]):
@@ -317,10 +346,7 @@ def rebuild(date_from: date | None = None, date_to: date | None = None) -> Refre
                         sa.select(Conversion.day.label("day")).where(*_day_bounds(Conversion.day, date_from,
                                                                                   date_to))).subquery()
     days = sorted(set(db.session.scalars(sa.select(raw_days.c.day))))
-    db.session.execute(sa.delete(DailyRollup)
-                       .where(DailyRollup.day.not_in(sa.select(raw_days.c.day)),
-                              *_day_bounds(DailyRollup.day, date_from, date_to))
-                       .execution_options(synchronize_session=False))
+    _delete_days(lambda day: [day.not_in(sa.select(raw_days.c.day)), *_day_bounds(day, date_from, date_to)])
     result = RefreshResult(days=days, fresh_as_of=started if whole else None)
     batches = list(_in_batches(days)) or [[]]
     for number, batch in enumerate(batches):

@@ -14,7 +14,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from advisor_studio.accounts.models import User
-from advisor_studio.analytics.models import DailyRollup
+from advisor_studio.analytics.models import AdvisorDailyRollup, DailyRollup
 from advisor_studio.extensions import db
 from advisor_studio.referrals import conversions
 from advisor_studio.referrals import services as referrals
@@ -60,10 +60,14 @@ def journey(ref: str, first_click: Click, steps, *, employee: bool = False) -> N
 
 
 def rollup_snapshot() -> list[tuple]:
-    """Every analytics_daily row without its id, sorted: what 'the same rollups' means."""
-    columns = [c for c in DailyRollup.__table__.columns if c.name != "id"]
-    rows = db.session.execute(sa.select(*columns)).all()
-    return sorted(tuple("" if v is None else str(v) for v in row) for row in rows)
+    """Every row of analytics_daily and of its advisor slices without its id (the table's name last),
+    sorted: what 'the same rollups' means."""
+    snapshot = []
+    for model in (DailyRollup, AdvisorDailyRollup):
+        columns = [c for c in model.__table__.columns if c.name != "id"]
+        snapshot += [(*("" if v is None else str(v) for v in row), model.__tablename__)
+                     for row in db.session.execute(sa.select(*columns))]
+    return sorted(snapshot)
 
 
 def make_channel_link(owner_id: int, platform: str = "douyin", partner: str = "星河MCN", **kwargs) -> ReferralLink:

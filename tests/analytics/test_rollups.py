@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -143,7 +144,7 @@ def test_a_refresh_that_dies_midway_leaves_each_day_whole_and_the_next_one_catch
         traffic_batch(links, 1)  # touches days 3..5 ago again, and a new one
         db.session.commit()
         monkeypatch.setattr(rollups, "DAYS_PER_TRANSACTION", 1)
-        real = rollups.compute_rows
+        real = rollups._replace_days
         calls = []
 
         def dying(days):
@@ -152,7 +153,7 @@ def test_a_refresh_that_dies_midway_leaves_each_day_whole_and_the_next_one_catch
                 raise RuntimeError("worker killed")
             return real(days)
 
-        monkeypatch.setattr(rollups, "compute_rows", dying)
+        monkeypatch.setattr(rollups, "_replace_days", dying)
         with pytest.raises(RuntimeError):
             rollups.refresh()
         db.session.rollback()
@@ -162,7 +163,7 @@ def test_a_refresh_that_dies_midway_leaves_each_day_whole_and_the_next_one_catch
         assert [r for r in after_crash if r[0] != first_day] == [r for r in before if r[0] != first_day]
         state = db.session.get(RollupState, rollups.STATE_NAME)
         db.session.refresh(state)
-        monkeypatch.setattr(rollups, "compute_rows", real)
+        monkeypatch.setattr(rollups, "_replace_days", real)
         rollups.refresh()
         incremental = rollup_snapshot()
         rollups.rebuild()
@@ -226,3 +227,30 @@ def test_celery_beat_refreshes_the_rollups_every_minute(app, users, no_lookback)
         assert refresh_rollups.run() == 1  # the one day with a new click
         assert db.session.scalar(sa.select(sa.func.sum(DailyRollup.clicks))) == 1
         assert refresh_rollups.run() == 0
+
+
+def test_a_days_clicks_and_conversions_on_one_link_make_one_row_per_segment(app, users):
+    with app.app_context():
+        link = new_link(users["advisor"].id, campaign="双十一")
+        first = click(link, at(2), visitor="v1")
+        click(link, at(2, 11), visitor="v1")
+        click(link, at(2, 12), visitor="crawler", bot=True)
+        event("one", "signup", at(2, 13), click_id=first.click_id)
+        event("one", "account_opened", at(2, 14))
+        event("one", "funded", at(2, 15), amount="1234.56")
+        # A customer whose only click is older than the attribution window: an unattributed row.
+        stale = click(link, at(70), visitor="old")
+        event("stale", "signup", at(2, 15, 30), click_id=stale.click_id)  # 23:30 in Beijing, the same day
+        db.session.commit()
+        result = rollups.rebuild()
+        rows = db.session.execute(
+            sa.select(DailyRollup.segment, DailyRollup.link_id, DailyRollup.campaign, DailyRollup.clicks,
+                      DailyRollup.unique_visitors, DailyRollup.signups, DailyRollup.accounts_opened,
+                      DailyRollup.funded_count, DailyRollup.funded_amount)
+            .where(DailyRollup.day == at(2).date())).all()
+        assert sorted((tuple(r) for r in rows), key=lambda r: (r[0], r[1] is None)) == [
+            ("bot", link.id, "双十一", 1, 1, 0, 0, 0, Decimal("0.00")),
+            ("counted", link.id, "双十一", 2, 1, 1, 1, 1, Decimal("1234.56")),
+            ("counted", None, None, 0, 0, 1, 0, 0, Decimal("0.00")),
+        ]
+        assert result.rows == db.session.scalar(sa.select(sa.func.count()).select_from(DailyRollup)) == 4
