@@ -218,10 +218,11 @@ def import_csv(source, *, actor, note: str = "", note_code: str | None = None,
                note_args: dict | None = None) -> tuple[LexiconVersion | None, dict]:
     """Merge a CSV into the lexicon as one new version; any bad row imports nothing.
 
+    ``source`` is a CSV (path, text or bytes), or the already parsed ``(entries, allows)`` of one.
     ``note`` is what a person typed; without one the version's note says how many rows came in.
     """
-    if source == scan_logic.DEFAULT_LEXICON_PATH:
-        (entries, allows), errors = scan_logic.load_default_lexicon(), []
+    if isinstance(source, tuple):
+        (entries, allows), errors = source, []
     else:
         entries, allows, errors = scan_logic.load_csv(source)
     if errors:
@@ -263,7 +264,7 @@ def ensure_default_lexicon(actor) -> LexiconVersion | None:
     """Load the bundled default lexicon when the lexicon is empty (seed-demo, first run)."""
     if current_lexicon_version() > 0:
         return None
-    version, _counts = import_csv(scan_logic.DEFAULT_LEXICON_PATH, actor=actor, note="default lexicon",
+    version, _counts = import_csv(scan_logic.load_default_lexicon(), actor=actor, note="default lexicon",
                                   note_code=NOTE_DEFAULT)
     return version
 
