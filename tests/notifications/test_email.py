@@ -208,16 +208,21 @@ def test_a_real_worker_mails_after_the_request_commits_under_its_request_id(app_
             "csrf_token": csrf_from(form), "title": "资产配置三原则", "body": body, "caption": "", "hashtags": "",
             "platforms": ["douyin"]})
         assert resp.status_code == 302
+        # The worker logs the task's outcome after the last message is sent: wait for both.
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and len(smtp_sink.messages) < 4:
+        while True:
+            log_lines = [json.loads(line) for line in proc.log_path.read_text().splitlines()
+                         if line.startswith("{") and line.endswith("}")]  # not a line still being written
+            traced = any(r.get("request_id") == "trace-notify-0001-request" and "send_emails" in r["message"]
+                         for r in log_lines)
+            if (len(smtp_sink.messages) >= 4 and traced) or time.monotonic() > deadline:
+                break
             time.sleep(0.2)
-        log_lines = [json.loads(line) for line in proc.log_path.read_text().splitlines() if line.startswith("{")]
     assert len(smtp_sink.messages) == 4, proc.log_path.read_text()[-3000:]
     assert {m.message["Subject"] for m in smtp_sink.messages} == {
         m.message["Subject"] for m in smtp_sink.messages[:1]}
     assert smtp_sink.messages[0].message["Subject"].startswith("新的脚本待预审：")
-    assert any(r.get("request_id") == "trace-notify-0001-request" and "send_emails" in r["message"]
-               for r in log_lines)
+    assert traced, proc.log_path.read_text()[-3000:]
 
 
 def test_mail_settings_come_from_the_environment(monkeypatch):
