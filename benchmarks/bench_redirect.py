@@ -1,6 +1,6 @@
 """Benchmark GET /r/<code> against a bare Flask route returning the same 302; prints figures only.
 
-One gunicorn (2 sync workers) serves the real app plus a bare route ``/bare/<code>`` that returns the
+One gunicorn (the repository's gunicorn.conf.py, 2 workers) serves the real app plus a bare route ``/bare/<code>`` that returns the
 same 302 (same Location shape, same Cache-Control) without looking anything up or recording
 anything. The same load generator (wrk if installed, else Python threads) hits both in alternating
 rounds on the same server, while a drain process moves spooled clicks into the database every
@@ -145,14 +145,19 @@ def prepare(tmp: Path, env: dict, reset: bool) -> tuple[str, str, str]:
     return code, other_code, location
 
 
-def start_server(env: dict, port: int, workers: int) -> subprocess.Popen:
+def start_server(env: dict, port: int, workers: int, threads: int, log: Path) -> subprocess.Popen:
+    """gunicorn with the repository's gunicorn.conf.py, as deployed (gthread workers, the app's JSON access
+    line per request), but with worker recycling off: a worker replaced mid-round would lose its warm
+    caches and its CPU figures. The log goes to a file, as journald would take it."""
     import requests
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-         "--pythonpath", str(ROOT / "benchmarks"), "--log-level", "warning", "--backlog", "2048",
-         "bench_redirect:bench_app()"],
-        cwd=ROOT, env=env, start_new_session=True)
+    server_env = dict(env, WEB_CONCURRENCY=str(workers), GUNICORN_THREADS=str(threads), GUNICORN_MAX_REQUESTS="0",
+                      BIND=f"127.0.0.1:{port}")
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"),
+             "--pythonpath", str(ROOT / "benchmarks"), "--backlog", "2048", "bench_redirect:bench_app()"],
+            cwd=ROOT, env=server_env, start_new_session=True, stdout=out, stderr=out)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -271,6 +276,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (GUNICORN_THREADS)")
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator even with wrk")
     parser.add_argument("--no-drain", action="store_true",
                         help="no drain during the load (it runs once at the end): shows what draining costs")
@@ -300,10 +306,10 @@ def main() -> None:
     spool = "redis" if (env.get("CELERY_BROKER_URL") or "").startswith("redis") else "file"
     print(f"database {make_url(database_url).get_backend_name()}, spool {spool}, "
           f"drain {'at the end only' if args.no_drain else 'every second during the load'}, "
-          f"gunicorn {args.workers} sync workers, load {'wrk' if wrk else 'python threads'} "
+          f"gunicorn {args.workers} workers x {args.threads} threads (gunicorn.conf.py), load {'wrk' if wrk else 'python threads'} "
           f"{args.connections} connections, "
           f"{rounds} rounds x {seconds:g} s per route, cpus {os.cpu_count()}")
-    server = start_server(env, port, args.workers)
+    server = start_server(env, port, args.workers, args.threads, tmp / "server.log")
     drainer = None if args.no_drain else start_drainer(env)
     try:
         load(f"{base}/bare/{code}", 1, args.connections, script)  # warm-up: imports, caches, connections
