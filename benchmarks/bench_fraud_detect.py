@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import random
 import statistics
 import sys
@@ -27,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _setup import bench_app  # noqa: E402  (benchmarks/ is on sys.path when a benchmark runs)
 
 SEED = 20_261_130
 RUNS = 5
@@ -36,17 +36,7 @@ PLANTED = {"visitor_burst": 30, "network_burst": 5, "short_lag": 40, "signup_bur
 
 
 def build_app(tmp: Path, url: str | None):
-    os.environ["INSTANCE_PATH"] = str(tmp / "instance")
-    from advisor_studio import create_app
-    from config import TestConfig
-
-    cfg = TestConfig()
-    cfg.SQLALCHEMY_DATABASE_URI = url or f"sqlite:///{tmp / 'bench.db'}"
-    cfg.MEDIA_ROOT = str(tmp / "media")
-    cfg.CELERY_BROKER_URL = None
-    cfg.CELERY_RESULT_BACKEND = None
-    cfg.RATELIMIT_STORAGE_URI = "memory://"
-    return create_app(cfg)
+    return bench_app(tmp, url)
 
 
 def fill(app, clicks: int, days: int, end: datetime) -> None:
@@ -185,7 +175,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=6)
     parser.add_argument("--database-url")
     parser.add_argument("--reset", action="store_true", help="drop the schema of --database-url first")
+    parser.add_argument("--quick", action="store_true", help="30,000 clicks (what `make bench` runs)")
     args = parser.parse_args()
+    if args.quick:
+        args.clicks = min(args.clicks, 30_000)
     if args.database_url and args.reset:
         import sqlalchemy as sa
 

@@ -30,6 +30,7 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _setup import bench_app  # noqa: E402  (benchmarks/ is on sys.path when a benchmark runs)
 
 USERS = 500
 TOTAL = 200_000
@@ -42,17 +43,7 @@ SEED = 20_261_130
 
 
 def build_app(tmp: Path):
-    os.environ["INSTANCE_PATH"] = str(tmp / "instance")
-    from advisor_studio import create_app
-    from config import TestConfig
-
-    cfg = TestConfig()
-    cfg.SQLALCHEMY_DATABASE_URI = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tmp / 'bench.db'}"
-    cfg.MEDIA_ROOT = str(tmp / "media")
-    cfg.CELERY_BROKER_URL = None
-    cfg.CELERY_RESULT_BACKEND = None
-    cfg.RATELIMIT_STORAGE_URI = "memory://"
-    return create_app(cfg)
+    return bench_app(tmp, os.environ.get("BENCH_DATABASE_URL"))
 
 
 def fill(app) -> tuple[int, list[int]]:

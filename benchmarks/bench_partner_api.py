@@ -24,6 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _setup import bench_app  # noqa: E402  (benchmarks/ is on sys.path when a benchmark runs)
 
 PLATFORMS = ("douyin", "kuaishou", "bilibili", "wechat_channels", "xiaohongshu")
 PAGE = 20
@@ -51,18 +52,7 @@ def scratch_database(tmp: Path):
 
 
 def build_app(tmp: Path, url: str):
-    os.environ["INSTANCE_PATH"] = str(tmp / "instance")
-    from advisor_studio import create_app
-    from config import TestConfig
-
-    cfg = TestConfig()
-    cfg.SQLALCHEMY_DATABASE_URI = url
-    cfg.MEDIA_ROOT = str(tmp / "media")
-    cfg.CELERY_BROKER_URL = None
-    cfg.CELERY_RESULT_BACKEND = None
-    cfg.RATELIMIT_STORAGE_URI = "memory://"
-    cfg.PARTNER_API_RATE_LIMIT = "1000000 per minute"  # measuring the list, not the limiter
-    return create_app(cfg)
+    return bench_app(tmp, url, PARTNER_API_RATE_LIMIT="1000000 per minute")  # measuring the list, not the limiter
 
 
 def fill(app, assets: int) -> str:

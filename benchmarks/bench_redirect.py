@@ -1,10 +1,10 @@
 """Benchmark GET /r/<code> against a bare Flask route returning the same 302; prints figures only.
 
-One gunicorn (the repository's gunicorn.conf.py, 2 workers) serves the real app plus a bare route ``/bare/<code>`` that returns the
-same 302 (same Location shape, same Cache-Control) without looking anything up or recording
-anything. The same load generator (wrk if installed, else Python threads) hits both in alternating
-rounds on the same server, while a drain process moves spooled clicks into the database every
-second, as celery beat would. Printed: requests/s of both per round, the median ratio, and two
+One gunicorn (the repository's gunicorn.conf.py, 2 workers) serves the real app plus a bare route
+``/bare/<code>`` that returns the same 302 (same Location shape, same Cache-Control) without looking
+anything up or recording anything. The same load generator (wrk if installed, else Python threads)
+hits both in alternating rounds on the same server, while a drain process moves spooled clicks into the
+database every second, as celery beat would. Printed: requests/s of both per round, the median ratio, and two
 reconciliations: 302s counted by wrk vs clicks stored (wrk abandons the requests in flight when it
 stops, so stored may exceed counted by at most the connections, never fall short), and an exact one:
 N requests each read to the end, their click ids all stored once.
@@ -306,7 +306,8 @@ def main() -> None:
     spool = "redis" if (env.get("CELERY_BROKER_URL") or "").startswith("redis") else "file"
     print(f"database {make_url(database_url).get_backend_name()}, spool {spool}, "
           f"drain {'at the end only' if args.no_drain else 'every second during the load'}, "
-          f"gunicorn {args.workers} workers x {args.threads} threads (gunicorn.conf.py), load {'wrk' if wrk else 'python threads'} "
+          f"gunicorn {args.workers} workers x {args.threads} threads (gunicorn.conf.py), "
+          f"load {'wrk' if wrk else 'python threads'} "
           f"{args.connections} connections, "
           f"{rounds} rounds x {seconds:g} s per route, cpus {os.cpu_count()}")
     server = start_server(env, port, args.workers, args.threads, tmp / "server.log")

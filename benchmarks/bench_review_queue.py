@@ -11,7 +11,6 @@ Run: .venv/bin/python benchmarks/bench_review_queue.py
 from __future__ import annotations
 
 import logging
-import os
 import random
 import re
 import statistics
@@ -22,6 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _setup import bench_app  # noqa: E402  (benchmarks/ is on sys.path when a benchmark runs)
 
 PACKAGES = 10_000
 ADVISORS = 20
@@ -31,17 +31,7 @@ PLATFORMS = ("douyin", "kuaishou", "bilibili", "wechat_channels", "xiaohongshu")
 
 
 def build_app(tmp: Path):
-    os.environ["INSTANCE_PATH"] = str(tmp / "instance")
-    from advisor_studio import create_app
-    from config import TestConfig
-
-    cfg = TestConfig()
-    cfg.SQLALCHEMY_DATABASE_URI = f"sqlite:///{tmp / 'bench.db'}"
-    cfg.MEDIA_ROOT = str(tmp / "media")
-    cfg.CELERY_BROKER_URL = None
-    cfg.CELERY_RESULT_BACKEND = None
-    cfg.RATELIMIT_STORAGE_URI = "memory://"
-    return create_app(cfg)
+    return bench_app(tmp)
 
 
 def fill(app) -> tuple[str, str]:

@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _setup import bench_app, fresh_schema  # noqa: E402  (benchmarks/ is on sys.path when a benchmark runs)
 
 HISTORY = 50_000
 PENDING = 2_000
@@ -63,31 +64,10 @@ class Receiver:
 
 
 def build_app(tmp: Path):
-    os.environ["INSTANCE_PATH"] = str(tmp / "instance")
-    from advisor_studio import create_app
-    from config import TestConfig
-
-    cfg = TestConfig()
-    cfg.SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or f"sqlite:///{tmp / 'bench.db'}"
-    cfg.MEDIA_ROOT = str(tmp / "media")
-    cfg.CELERY_BROKER_URL = None
-    cfg.CELERY_RESULT_BACKEND = None
-    cfg.RATELIMIT_STORAGE_URI = "memory://"
-    return create_app(cfg)
+    return bench_app(tmp, os.environ.get("DATABASE_URL"))
 
 
-def migrate(app) -> None:
-    import sqlalchemy as sa
-    from flask_migrate import upgrade
-
-    from advisor_studio.extensions import db
-
-    with app.app_context():
-        if db.engine.dialect.name == "postgresql":
-            with db.engine.begin() as conn:
-                conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-                conn.execute(sa.text("CREATE SCHEMA public"))
-        upgrade(directory=str(Path(__file__).resolve().parents[1] / "migrations"))
+migrate = fresh_schema
 
 
 def fill(app, url: str, pending: int) -> None:

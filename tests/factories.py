@@ -53,6 +53,25 @@ def make_channel(partner_name: str = "星河MCN", platform: str = "douyin", hand
     return channel
 
 
+def partner_api_key(app, partner_name: str) -> str:
+    """A fresh raw API key of ``partner_name`` (the partner is created with one channel if it is new)."""
+    import sqlalchemy as sa
+
+    from advisor_studio.distribution import services as distribution
+    from advisor_studio.distribution.models import Partner
+    from advisor_studio.extensions import db
+
+    with app.app_context():
+        partner = db.session.scalar(sa.select(Partner).where(Partner.name == partner_name))
+        if partner is None:
+            partner, raw = distribution.create_partner(partner_name, ["kuaishou:@other-" + partner_name],
+                                                       actor="test")
+        else:
+            raw = distribution.issue_api_key(partner, actor="test")
+        db.session.commit()
+        return raw
+
+
 def legal_script_body(user) -> str:
     profile = user.advisor_profile
     return LEGAL_BODY.replace("王晓明", profile.real_name).format(sac=profile.sac_number)

@@ -12,9 +12,10 @@ import sqlalchemy as sa
 from advisor_studio.analytics.models import PublicationMetric
 from advisor_studio.audit import AuditEntry
 from advisor_studio.distribution import services
-from advisor_studio.distribution.models import Assignment, Partner, Publication
+from advisor_studio.distribution.models import Assignment, Publication
 from advisor_studio.extensions import db
 from tests.compliance.test_races import race
+from tests.factories import partner_api_key
 from tests.studio.test_pages import approved_package
 
 PUBLISHED = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
@@ -33,17 +34,6 @@ def make_publication(app, users, *, partner_name: str = "星河MCN", published_a
         publication.published_at = published_at
         db.session.commit()
         return publication.id
-
-
-def key_for(app, partner_name: str) -> str:
-    with app.app_context():
-        partner = db.session.scalar(sa.select(Partner).where(Partner.name == partner_name))
-        if partner is None:
-            partner, raw = services.create_partner(partner_name, ["kuaishou:@other-" + partner_name], actor="test")
-        else:
-            raw = services.issue_api_key(partner, actor="test")
-        db.session.commit()
-        return raw
 
 
 def url(publication_id: int) -> str:
@@ -86,7 +76,7 @@ def publication(app, users) -> int:
 
 @pytest.fixture
 def key(app, publication) -> str:
-    return key_for(app, "星河MCN")
+    return partner_api_key(app, "星河MCN")
 
 
 def test_first_report_is_stored_and_answers_201(app, client, publication, key):
@@ -201,7 +191,7 @@ def test_missing_or_wrong_key_is_401(client, publication, key):
 
 
 def test_another_partners_publication_answers_404_like_a_missing_one(app, client, publication, key):
-    other = key_for(app, "别家MCN")
+    other = partner_api_key(app, "别家MCN")
     foreign = client.post(url(publication), json=body(), headers=auth(other))
     missing = client.post(url(999999), json=body(), headers=auth(other))
     assert_error(foreign, 404)
@@ -224,7 +214,7 @@ def test_session_users_cannot_report_metrics(app, users, publication):
 def test_rate_limit_answers_429_in_the_error_shape(app_factory, users):
     app = app_factory(PARTNER_API_RATE_LIMIT="3 per minute")
     publication = make_publication(app, users)
-    key = key_for(app, "星河MCN")
+    key = partner_api_key(app, "星河MCN")
     client = app.test_client()
     statuses = [client.post(url(publication), json=body(i), headers=auth(key)).status_code for i in range(1, 5)]
     assert statuses[:3] == [201, 201, 201]

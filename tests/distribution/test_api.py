@@ -18,23 +18,13 @@ from advisor_studio.distribution import services
 from advisor_studio.distribution.models import Assignment, Channel, Partner, PartnerApiKey
 from advisor_studio.extensions import db
 from advisor_studio.studio.models import Package
+from tests.factories import partner_api_key
 from tests.studio.test_pages import count_queries
 
 ASSETS = "/api/v1/partner/assets"
 ASSET_FIELDS = {"id", "title", "caption", "hashtags", "platform", "channel", "advisor", "disclaimer", "duration_s",
                 "width", "height", "size_bytes", "sha256", "video_url", "cover_url", "referral_url", "approved_at",
                 "approval_expires_at", "status"}
-
-
-def _key_for(app, partner_name: str) -> str:
-    with app.app_context():
-        partner = db.session.scalar(sa.select(Partner).where(Partner.name == partner_name))
-        if partner is None:
-            partner, raw = services.create_partner(partner_name, ["kuaishou:@other-" + partner_name], actor="test")
-        else:
-            raw = services.issue_api_key(partner, actor="test")
-        db.session.commit()
-        return raw
 
 
 def _key_row(raw: str) -> PartnerApiKey:
@@ -48,12 +38,12 @@ def _auth(key: str) -> dict:
 @pytest.fixture
 def key(app, approved) -> str:
     """An API key of 星河MCN, the partner the ``approved`` asset is assigned to."""
-    return _key_for(app, "星河MCN")
+    return partner_api_key(app, "星河MCN")
 
 
 @pytest.fixture
 def other_key(app) -> str:
-    return _key_for(app, "别家MCN")
+    return partner_api_key(app, "别家MCN")
 
 
 def _more_assets(app, assignment_id: int, count: int) -> list[int]:
