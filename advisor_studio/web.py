@@ -1,15 +1,17 @@
-"""HTTP helpers shared by every feature's views: bounded input parsing, safe redirects and streamed
-downloads."""
+"""HTTP helpers shared by every feature's views: bounded input parsing, safe redirects, streamed
+downloads and the commit-or-report wrapper around a service call."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from typing import TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, request, stream_with_context
+from flask import Flask, Response, abort, flash, request, stream_with_context
 from flask_babel import gettext as _
 from werkzeug.http import parse_range_header
 from werkzeug.routing import IntegerConverter
@@ -17,7 +19,10 @@ from werkzeug.urls import iri_to_uri
 
 from advisor_studio import storage
 from advisor_studio.dbtypes import MAX_INTEGER
-from advisor_studio.errors import ValidationError
+from advisor_studio.errors import DomainError, ValidationError
+from advisor_studio.extensions import db
+
+T = TypeVar("T")
 
 # Every id column is INTEGER: a larger number in a query is an error on PostgreSQL (and above 2**63 on
 # SQLite), not "no such row".
@@ -196,3 +201,20 @@ def csv_cell(value) -> str:
     it gets a leading apostrophe; a campaign name or an audit detail must never run as one."""
     text = "" if value is None else str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def commit_or_report(action: Callable[[], T], form=None, category: str = "danger") -> tuple[T | None, int | None]:
+    """Run one service call of a request. On success commit and return ``(result, None)``. On a
+    ``DomainError`` roll back, flash its message, put its field reasons on the matching fields of ``form``
+    (if given) and return ``(None, the error's HTTP status)``, for the view to render the form again."""
+    try:
+        result = action()
+    except DomainError as err:
+        db.session.rollback()
+        for name, why in err.fields.items():
+            if form is not None and name in form:
+                form[name].errors = list(form[name].errors) + [why]
+        flash(err.message, category)
+        return None, err.status
+    db.session.commit()
+    return result, None

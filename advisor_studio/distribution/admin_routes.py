@@ -31,7 +31,7 @@ from advisor_studio.distribution.routes import bp
 from advisor_studio.distribution.urlsafety import UnsafeURL
 from advisor_studio.errors import DomainError, NotFound
 from advisor_studio.extensions import db
-from advisor_studio.web import query_int, query_page
+from advisor_studio.web import commit_or_report, query_int, query_page
 
 _PARTNER_FIELDS = ("name", "contact_name", "contact_email", "contact_phone", "webhook_url")
 
@@ -148,13 +148,9 @@ def partner_deactivate(partner_id: int):
     if not form.validate_on_submit():
         flash(_("Give a reason and tick the box to deactivate this partner."), "danger")
         return _render_partner(partner, status=400, deactivate_form=form)
-    try:
-        services.set_partner_active(partner, False, actor=current_user, reason=form.reason.data)
-    except DomainError as err:
-        db.session.rollback()
-        flash(err.message, "danger")
-    else:
-        db.session.commit()
+    _done, failed = commit_or_report(lambda: services.set_partner_active(partner, False, actor=current_user,
+                                                                         reason=form.reason.data))
+    if not failed:
         flash(_("%(name)s is deactivated: its API keys and download links no longer work.", name=partner.name),
               "success")
     return redirect(url_for(".partner", partner_id=partner.id))
@@ -167,13 +163,8 @@ def partner_reactivate(partner_id: int):
     partner = db.get_or_404(Partner, partner_id)
     require(can_manage_partners(current_user))
     if SimpleActionForm().validate_on_submit():
-        try:
-            services.set_partner_active(partner, True, actor=current_user)
-        except DomainError as err:
-            db.session.rollback()
-            flash(err.message, "danger")
-        else:
-            db.session.commit()
+        _done, failed = commit_or_report(lambda: services.set_partner_active(partner, True, actor=current_user))
+        if not failed:
             flash(_("%(name)s is active again; its unrevoked keys work again.", name=partner.name), "success")
     return redirect(url_for(".partner", partner_id=partner.id))
 
@@ -206,13 +197,10 @@ def key_issue(partner_id: int):
     if not form.validate_on_submit():
         flash(_("The key was not issued: check the label."), "danger")
         return _render_partner(partner, status=400, key_form=form)
-    try:
-        raw_key = services.issue_api_key(partner, actor=current_user, label=form.label.data)
-    except DomainError as err:
-        db.session.rollback()
-        _flash_domain_error(err, form)
-        return _render_partner(partner, status=err.status, key_form=form)
-    db.session.commit()
+    raw_key, failed = commit_or_report(lambda: services.issue_api_key(partner, actor=current_user,
+                                                                      label=form.label.data), form)
+    if failed:
+        return _render_partner(partner, status=failed, key_form=form)
     return _shown_once("distribution/admin/key_once.html", partner=partner, raw_key=raw_key, created=False)
 
 
@@ -229,13 +217,8 @@ def key_revoke(partner_id: int, key_id: int):
     if not form.validate_on_submit():
         flash(_("Give a reason and tick the box to revoke the key %(prefix)s….", prefix=key.prefix), "danger")
         return _render_partner(partner, status=400, revoke_form=form)
-    try:
-        services.revoke_api_key(key, actor=current_user, reason=form.reason.data)
-    except DomainError as err:
-        db.session.rollback()
-        flash(err.message, "danger")
-    else:
-        db.session.commit()
+    _done, failed = commit_or_report(lambda: services.revoke_api_key(key, actor=current_user, reason=form.reason.data))
+    if not failed:
         flash(_("The key %(prefix)s… is revoked.", prefix=key.prefix), "success")
     return redirect(url_for(".partner", partner_id=partner.id, _anchor="keys"))
 
@@ -259,13 +242,9 @@ def member_link(partner_id: int):
     user = db.session.get(User, form.user_id.data) if 0 < form.user_id.data < 2**31 else None
     if user is None:
         raise NotFound(_("No such user."))
-    try:
-        services.set_user_partner(user, partner, actor=current_user, move=False)
-    except DomainError as err:
-        db.session.rollback()
-        flash(err.message, "danger")
-        return _render_partner(partner, status=err.status)
-    db.session.commit()
+    _done, failed = commit_or_report(lambda: services.set_user_partner(user, partner, actor=current_user, move=False))
+    if failed:
+        return _render_partner(partner, status=failed)
     flash(_("%(email)s now works for %(partner)s.", email=user.email, partner=partner.name), "success")
     return redirect(url_for(".partner", partner_id=partner.id, _anchor="members"))
 
@@ -320,14 +299,11 @@ def channel_new():
         form.partner_id.data = query_int("partner", minimum=1)
     if form.partner_id.choices and form.validate_on_submit():
         partner = db.get_or_404(Partner, form.partner_id.data)
-        try:
-            channel = services.add_channel(partner, form.platform.data, form.handle.data, actor=current_user,
-                                           follower_count=form.follower_count.data)
-        except DomainError as err:
-            db.session.rollback()
-            _flash_domain_error(err, form)
-            return _render_channel_form(form, None, err.status)
-        db.session.commit()
+        channel, failed = commit_or_report(lambda: services.add_channel(
+            partner, form.platform.data, form.handle.data, actor=current_user,
+            follower_count=form.follower_count.data), form)
+        if failed:
+            return _render_channel_form(form, None, failed)
         flash(_("Channel %(handle)s added to %(partner)s.", handle=channel.handle, partner=partner.name), "success")
         return redirect(url_for(".channels", partner=partner.id))
     status = 400 if request.method == "POST" else 200
@@ -341,14 +317,10 @@ def channel_edit(channel_id: int):
     require(can_manage_channels(current_user))
     form = ChannelEditForm(obj=channel)
     if form.validate_on_submit():
-        try:
-            changes = services.update_channel(channel, actor=current_user, follower_count=form.follower_count.data,
-                                              active=form.active.data)
-        except DomainError as err:
-            db.session.rollback()
-            _flash_domain_error(err, form)
-            return _render_channel_form(form, channel, err.status)
-        db.session.commit()
+        changes, failed = commit_or_report(lambda: services.update_channel(
+            channel, actor=current_user, follower_count=form.follower_count.data, active=form.active.data), form)
+        if failed:
+            return _render_channel_form(form, channel, failed)
         flash(_("Changes saved.") if changes else _("Nothing changed."), "success" if changes else "info")
         return redirect(url_for(".channel_edit", channel_id=channel.id))
     status = 400 if request.method == "POST" else 200

@@ -47,7 +47,7 @@ from advisor_studio.referrals.permissions import (
     can_view_link,
     is_admin,
 )
-from advisor_studio.web import csv_cell, query_int, query_page
+from advisor_studio.web import commit_or_report, csv_cell, query_int, query_page
 
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")
 
@@ -70,13 +70,6 @@ def _arg(name: str, allowed=None, limit: int = 100) -> str:
 def _per_page() -> int:
     number = query_int("per_page")
     return number if number in PAGE_SIZES else current_app.config.get("PAGE_SIZE", 25)
-
-
-def _flash_domain_error(err: DomainError, form=None) -> None:
-    for field, why in err.fields.items():
-        if form is not None and field in form:
-            form[field].errors = list(form[field].errors) + [why]
-    flash(err.message, "danger")
 
 
 def _own_or_404(obj, allowed: bool):
@@ -167,19 +160,14 @@ def group_new():
     if form.validate_on_submit():
         owner = _chosen_owner(form)
         if owner is not None:
-            try:
-                group = group_services.create_group(
-                    owner=owner, actor=current_user, platform=form.platform.data, name=form.name.data,
-                    external_id=form.external_id.data, member_count=form.member_count.data or 0,
-                    tags=form.tags.data)
-            except DomainError as err:
-                db.session.rollback()
-                _flash_domain_error(err, form)
-                status = err.status
-            else:
-                db.session.commit()
+            group, failed = commit_or_report(lambda: group_services.create_group(
+                owner=owner, actor=current_user, platform=form.platform.data, name=form.name.data,
+                external_id=form.external_id.data, member_count=form.member_count.data or 0,
+                tags=form.tags.data), form)
+            if not failed:
                 flash(_("Group “%(name)s” added.", name=group.name), "success")
                 return redirect(_groups_home())
+            status = failed
     return render_template("referrals/group_form.html", form=form, group=None, history=[],
                            admin_view=is_admin(current_user)), status
 
@@ -205,19 +193,14 @@ def group_edit(group_id: int):
         flash(_("This community group is archived."), "warning")
         return redirect(_groups_home())
     if form.validate_on_submit():
-        try:
-            changed = group_services.update_group(
-                group, actor=current_user, platform=form.platform.data, name=form.name.data,
-                external_id=form.external_id.data, member_count=form.member_count.data or 0, tags=form.tags.data)
-        except DomainError as err:
-            db.session.rollback()
-            _flash_domain_error(err, form)
-            status = err.status
-        else:
-            db.session.commit()
+        changed, failed = commit_or_report(lambda: group_services.update_group(
+            group, actor=current_user, platform=form.platform.data, name=form.name.data,
+            external_id=form.external_id.data, member_count=form.member_count.data or 0, tags=form.tags.data), form)
+        if not failed:
             flash(_("Group “%(name)s” saved.", name=group.name) if changed else _("Nothing changed."),
                   "success" if changed else "info")
             return redirect(_groups_home())
+        status = failed
     return render_template("referrals/group_form.html", form=form, group=group,
                            history=group_services.member_history(group.id), admin_view=is_admin(current_user),
                            archive_form=ArchiveForm(formdata=None)), status
@@ -232,13 +215,8 @@ def group_archive(group_id: int):
     if not form.validate_on_submit():
         flash(_("Tick the box to confirm archiving the group."), "danger")
         return redirect(url_for(".group_edit", group_id=group.id))
-    try:
-        group_services.archive_group(group, actor=current_user)
-    except DomainError as err:
-        db.session.rollback()
-        _flash_domain_error(err)
-    else:
-        db.session.commit()
+    _done, failed = commit_or_report(lambda: group_services.archive_group(group, actor=current_user))
+    if not failed:
         flash(_("Group “%(name)s” archived.", name=group.name), "success")
     return redirect(_groups_home())
 
@@ -407,17 +385,12 @@ def link_new():
     choices = _fill_link_choices(form, current_user.id)
     status = 400 if request.method == "POST" else 200
     if form.validate_on_submit():
-        try:
-            link = services.create_link(owner=db.session.get(User, current_user.id), actor=current_user,
-                                        **_link_changes(form, choices))
-        except DomainError as err:
-            db.session.rollback()
-            _flash_domain_error(err, form)
-            status = err.status
-        else:
-            db.session.commit()
+        link, failed = commit_or_report(lambda: services.create_link(
+            owner=db.session.get(User, current_user.id), actor=current_user, **_link_changes(form, choices)), form)
+        if not failed:
             flash(_("Link %(code)s created.", code=link.code), "success")
             return redirect(url_for(".link", link_id=link.id))
+        status = failed
     return render_template("referrals/link_form.html", form=form, link=None), status
 
 
@@ -434,19 +407,12 @@ def link_bulk():
         package = choices["packages"].get(form.package_id.data)
         common = {"owner": owner, "actor": current_user, "destination": _destination(form),
                   "campaign": form.campaign.data, "utm": _utm(form), "expires_at": _expiry(form)}
-        try:
-            if form.target.data == "groups":
-                made = services.bulk_links_for_groups(package=package, **common)
-            else:
-                made = services.bulk_links_for_channels(package=package, **common)
-        except DomainError as err:
-            db.session.rollback()
-            _flash_domain_error(err, form)
-            status = err.status
-        else:
-            db.session.commit()
+        bulk = services.bulk_links_for_groups if form.target.data == "groups" else services.bulk_links_for_channels
+        made, failed = commit_or_report(lambda: bulk(package=package, **common), form)
+        if not failed:
             flash(_("%(n)d links created.", n=len(made)), "success")
             return redirect(url_for(".links"))
+        status = failed
     return render_template("referrals/link_bulk.html", form=form, targets=BULK_TARGETS), status
 
 
@@ -496,20 +462,16 @@ def link_replace(link_id: int):
         form.group_id.choices.append(SelectChoice(link.group_id, link.group.name))
     status = 400 if request.method == "POST" else 200
     if form.validate_on_submit():
-        try:
-            new = services.replace_link(link, current_user, **_link_changes(form, choices))
-        except DomainError as err:
-            db.session.rollback()
-            _flash_domain_error(err, form)
-            status = err.status
-        else:
-            db.session.commit()
+        new, failed = commit_or_report(lambda: services.replace_link(link, current_user,
+                                                                     **_link_changes(form, choices)), form)
+        if not failed:
             if new is link:
                 flash(_("Nothing changed."), "info")
             else:
                 flash(_("New link %(new)s made; %(old)s is disabled and keeps its history.", new=new.code,
                         old=link.code), "success")
             return redirect(url_for(".link", link_id=new.id))
+        status = failed
     return render_template("referrals/link_form.html", form=form, link=link), status
 
 
@@ -523,13 +485,11 @@ def link_toggle(link_id: int):
         flash(_("Tick the box to confirm disabling the link."), "danger")
         return redirect(url_for(".link", link_id=link.id))
     enable = form.enabled.data == "1"
-    try:
-        services.set_link_enabled(link, enable, actor=current_user)
-    except DomainError as err:  # a replaced link stays disabled (the service's rule)
-        db.session.rollback()
-        flash(err.message, "warning")
+    # A replaced link stays disabled (the service's rule): that refusal is a warning.
+    _done, failed = commit_or_report(lambda: services.set_link_enabled(link, enable, actor=current_user),
+                                     category="warning")
+    if failed:
         return redirect(url_for(".link", link_id=link.id))
-    db.session.commit()
     flash(_("Link %(code)s enabled.", code=link.code) if enable else _("Link %(code)s disabled.", code=link.code),
           "success")
     return redirect(url_for(".link", link_id=link.id))
@@ -573,16 +533,11 @@ def customer_link():
                                           "links can be found.")]
             status = 404
         else:
-            try:
-                link = conversions.customer_link(customer, actor=current_user)
-            except DomainError as err:
-                db.session.rollback()
-                _flash_domain_error(err, form)
-                status = err.status
-            else:
-                db.session.commit()
+            link, failed = commit_or_report(lambda: conversions.customer_link(customer, actor=current_user), form)
+            if not failed:
                 flash(_("The customer's own link is %(code)s: give them the address or the QR code.",
                         code=link.code), "success")
                 return redirect(url_for(".link", link_id=link.id))
+            status = failed
     return render_template("referrals/customer_link.html", form=form), status
 
