@@ -64,7 +64,7 @@ bench: install-bench
 
 # Update the zh_CN catalogue after adding or changing user-facing text.
 messages: $(VENV)/.installed
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -o advisor_studio/translations/messages.pot .
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext -k lazy_pgettext:1c,2 -o advisor_studio/translations/messages.pot .
 	$(BIN)/pybabel update -i advisor_studio/translations/messages.pot -d advisor_studio/translations --no-fuzzy-matching
 
 # Regenerate the hashed locks from the requirements*.txt files (whole transitive set, for Python 3.11 on

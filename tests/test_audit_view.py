@@ -106,6 +106,22 @@ def test_coded_values_read_in_chinese_and_identifiers_stay_code(app):
     assert partners == ["合作机构 #3", "合作机构 #3（API 密钥 as_live_ab12…）", "用户 #7", "li.jing@example.com"]
 
 
+def test_nested_details_read_as_labelled_values_not_json(app):
+    """A group's before/after and a lexicon rule's from/to: keys worded, coded values labelled, lists joined."""
+    group = {"before": {"name": "老客户群", "member_count": 120, "tags": ["高净值", "沪深"]},
+             "after": {"name": "老客户一群", "platform": "wecom", "active": False}}
+    lexicon = {"changed": {"from": {"phrase": "保本", "kind": "forbidden"}, "to": {}}}
+    with app.test_request_context(), force_locale("zh_CN"):
+        group_items = audit_view.detail_items(group, "community_group")
+        lexicon_items = audit_view.detail_items(lexicon, "lexicon_version")
+    assert [(i.label, i.value) for i in group_items] == [
+        ("修改前", "名称: 老客户群; 成员: 120; 标签: 高净值, 沪深"),
+        ("修改后", "名称: 老客户一群; 平台: 企业微信; active: 否")]
+    [(label, value)] = [(i.label, i.value) for i in lexicon_items]
+    assert value.startswith("原状态: ") and "保本" in value and value.endswith("新状态: —")
+    assert "{" not in value and '"' not in value
+
+
 def test_the_audit_log_page_shows_no_english_for_the_systems_own_entries(app, users):
     with app.app_context():
         audit.record("fraud_flag.raised", "fraud_flag", 1, actor=fraud.DETECTOR,

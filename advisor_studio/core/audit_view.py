@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from babel.lists import format_list
 from flask import url_for
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_datetime, get_locale, lazy_pgettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
@@ -150,7 +150,8 @@ _OBJECT_PAGES = {
 # without a label shows as its code.
 DETAIL_LABELS = {
     "from": _l("Status before"), "to": _l("Status after"), "previous_status": _l("Status before"),
-    "reason": _l("Reason"), "fields": _l("Fields changed"), "note": _l("Note"), "name": _l("Name"),
+    "reason": _l("Reason"), "fields": _l("Fields changed"), "note": _l("Note"),
+    "name": lazy_pgettext("audit detail: a person's or an object's name", "Name"),
     "code": _l("Code"), "email": _l("E-mail"), "role": _l("Role"), "roles": _l("Roles"), "platform": _l("Platform"),
     "package_id": _l("Package"), "partner_id": _l("Partner"), "review_id": _l("Review"),
     "approval_id": _l("Approval"), "approval_ids": _l("Approvals"), "manifest_sha256": _l("Manifest SHA-256"),
@@ -281,7 +282,31 @@ def object_url(entry: AuditEntry, user) -> str | None:
 _ISO_INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(?:Z|[+-][0-9]{2}:[0-9]{2})")
 
 
-def _shown(value, labels: dict | None) -> str:
+def _key_label(code: str) -> str:
+    """A detail key, or a field name inside a nested detail, in the reader's language (else its code)."""
+    from advisor_studio import system_reasons
+
+    label = DETAIL_LABELS.get(code)
+    if label is None:
+        label = system_reasons.FIELD_LABELS.get(code)
+    return str(label) if label is not None else code
+
+
+def _shown_nested(value: dict | list, object_type: str, depth: int) -> str:
+    """A nested detail (a group's before/after, a lexicon rule's from/to) as labelled values, not JSON with
+    English keys; past two levels (nothing writes that deep) it stays compact JSON."""
+    if depth >= 2:
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    if isinstance(value, dict):
+        if not value:
+            return "—"
+        parts = [f"{_key_label(str(k))}: {_shown(v, _value_labels(str(k), object_type), object_type, depth + 1)}"
+                 for k, v in value.items()]
+        return "; ".join(parts)
+    return ", ".join(_shown(v, None, object_type, depth + 1) for v in value) if value else "—"
+
+
+def _shown(value, labels: dict | None, object_type: str = "", depth: int = 0) -> str:
     if isinstance(value, str) and _ISO_INSTANT.fullmatch(value):
         # An instant stored as ISO 8601 (a deadline, a publication time): in the reader's time zone.
         return format_datetime(datetime.fromisoformat(value.replace("Z", "+00:00")), "yyyy-MM-dd HH:mm")
@@ -294,7 +319,7 @@ def _shown(value, labels: dict | None) -> str:
     if labels is not None and isinstance(value, list) and all(isinstance(v, str) for v in value):
         return format_list([str(labels.get(v, v)) for v in value], locale=get_locale() or "en") if value else "—"
     if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+        return _shown_nested(value, object_type, depth)
     return str(value)
 
 
@@ -307,7 +332,7 @@ class DetailItem(NamedTuple):
 
 def detail_items(details: dict | None, object_type: str = "") -> list[DetailItem]:
     """The details for display: keys, statuses, platforms, roles, events and the system's reasons in the
-    user's language, yes/no for flags, identifiers and hashes as code, nested values as compact JSON, an
+    user's language, yes/no for flags, identifiers and hashes as code, nested values as labelled values, an
     empty reason left out. A key without a label shows as its code."""
     from advisor_studio import system_reasons
 
@@ -319,7 +344,7 @@ def detail_items(details: dict | None, object_type: str = "") -> list[DetailItem
         if code == "reason" and isinstance(value, str):
             shown = system_reasons.label(value)
         else:
-            shown = _shown(value, _value_labels(code, object_type))
+            shown = _shown(value, _value_labels(code, object_type), object_type)
         shown = shown if len(shown) <= 300 else shown[:300] + "…"
         items.append(DetailItem(str(label) if label is not None else code, shown, label is None,
                                 label is None or code in CODE_KEYS))
