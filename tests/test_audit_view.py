@@ -110,16 +110,15 @@ def test_nested_details_read_as_labelled_values_not_json(app):
     """A group's before/after and a lexicon rule's from/to: keys worded, coded values labelled, lists joined."""
     group = {"before": {"name": "老客户群", "member_count": 120, "tags": ["高净值", "沪深"]},
              "after": {"name": "老客户一群", "platform": "wecom", "active": False}}
-    lexicon = {"changed": {"from": {"phrase": "保本", "kind": "forbidden"}, "to": {}}}
+    lexicon = {"changed": {"from": {"phrase": "保本", "kind": "forbidden", "severity": "block"}, "to": {}}}
     with app.test_request_context(), force_locale("zh_CN"):
         group_items = audit_view.detail_items(group, "community_group")
         lexicon_items = audit_view.detail_items(lexicon, "lexicon_version")
     assert [(i.label, i.value) for i in group_items] == [
         ("修改前", "名称: 老客户群; 成员: 120; 标签: 高净值, 沪深"),
-        ("修改后", "名称: 老客户一群; 平台: 企业微信; active: 否")]
+        ("修改后", "名称: 老客户一群; 平台: 企业微信; 已启用: 否")]
     [(label, value)] = [(i.label, i.value) for i in lexicon_items]
-    assert value.startswith("原状态: ") and "保本" in value and value.endswith("新状态: —")
-    assert "{" not in value and '"' not in value
+    assert value == "原状态: 词语: 保本; 类型: 禁用; 级别: 阻断; 新状态: —", value
 
 
 def test_the_audit_log_page_shows_no_english_for_the_systems_own_entries(app, users):

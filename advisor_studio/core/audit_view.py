@@ -196,6 +196,10 @@ DETAIL_LABELS = {
     "endpoint": _l("Page"), "method": _l("Request method"), "path": _l("Path"),
     "contact_name": _l("Contact"), "contact_email": _l("Contact e-mail"), "contact_phone": _l("Contact phone"),
     "signed_factor": _l("Signed with"), "signed_at": _l("Signed at"),
+    # inside nested details: a lexicon rule's fields (compliance.services.edit_rule) and "active" of a
+    # group or channel
+    "phrase": _l("Phrase"), "severity": _l("Severity"), "category": _l("Category"), "group": _l("Group"),
+    "suggestion": _l("Suggested wording"), "active": _l("Active"),
 }
 
 # Values that are identifiers, hashes or technical names: shown as code, never translated.
@@ -215,7 +219,9 @@ def _value_labels(code: str, object_type: str) -> dict | None:
     from advisor_studio import system_reasons
     from advisor_studio.accounts.forms import ROLE_LABELS
     from advisor_studio.analytics.fraud_forms import KIND_LABELS as FLAG_KIND_LABELS
-    from advisor_studio.compliance.forms import STAGE_LABELS
+    from advisor_studio.compliance.forms import KIND_LABELS as RULE_KIND_LABELS
+    from advisor_studio.compliance.forms import SEVERITY_LABELS, STAGE_LABELS
+    from advisor_studio.compliance.reasons import CATEGORY_LABELS
     from advisor_studio.distribution.models import ASSET_STATUS_LABELS
     from advisor_studio.distribution.webhook_forms import EVENT_TYPE_LABELS
     from advisor_studio.platforms import PLATFORM_LABELS
@@ -231,7 +237,9 @@ def _value_labels(code: str, object_type: str) -> dict | None:
         "signed_factor": FACTOR_LABELS, "event": EVENT_LABELS, "via": VIA_LABELS, "detected_by": DETECTED_LABELS,
         "file": system_reasons.FILE_LABELS, "fields": system_reasons.FIELD_LABELS,
         "platform": GROUP_PLATFORM_LABELS if object_type == "community_group" else PLATFORM_LABELS,
-        "kind": {"fraud_flag": FLAG_KIND_LABELS, "referral_link": LINK_KIND_LABELS}.get(object_type),
+        "kind": {"fraud_flag": FLAG_KIND_LABELS, "referral_link": LINK_KIND_LABELS,
+                 "lexicon_version": RULE_KIND_LABELS}.get(object_type),
+        "severity": SEVERITY_LABELS, "category": CATEGORY_LABELS,
         "type": EVENT_TYPE_LABELS if object_type == "webhook_event" else None,
     }.get(code)
 
